@@ -1,0 +1,93 @@
+"""Command line entry point: ``aptviewer [FILE ...]``, ``aptviewer --batch``, ``aptviewer --demo``.
+
+Arguments are parsed before anything heavy is imported. ``--batch`` runs headless and
+never imports Qt; only the GUI path imports :mod:`aptviewer.ui`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEMO_ROWS = 2_000_000
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aptviewer",
+        description="View and batch-process atom probe data (EPOS, POS, pyccapt-raw HDF5) with little memory.",
+        epilog="Without --batch, the files open in the desktop viewer.",
+    )
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="data files (or, with --batch, folders)")
+    parser.add_argument("--version", action="version", version=f"aptviewer {__version__}")
+    parser.add_argument("--demo", action="store_true",
+                        help="generate a small synthetic EPOS dataset (once) and open it")
+    batch = parser.add_argument_group("batch mode (headless)")
+    batch.add_argument("--batch", action="store_true", help="process the PATHs without a window")
+    batch.add_argument("--recursive", action="store_true", help="descend into sub-folders of folder PATHs")
+    batch.add_argument("--instrument", metavar="KEY",
+                       help="apply the reflectron correction with this built-in preset (see --list-instruments)")
+    batch.add_argument("--list-instruments", action="store_true", help="list the built-in reflectron presets")
+    batch.add_argument("--output-dir", type=Path, metavar="DIR", help="write outputs here instead of beside each input")
+    batch.add_argument("--save-epos", action="store_true", help="also write <stem>_corrected.epos (needs RAM for the whole file)")
+    batch.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    batch.add_argument("--dry-run", action="store_true", help="list what would be done, do nothing")
+    batch.add_argument("--no-plots", action="store_true", help="do not write <stem>_overview.png")
+    batch.add_argument("--chunk-size", type=int, default=None, metavar="N", help="rows per chunk (default 1048576)")
+    batch.add_argument("--quiet", action="store_true", help="print only errors and the closing table")
+    return parser
+
+
+def demo_path() -> Path:
+    """Where the demo dataset lives: the user's cache folder."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "aptviewer" / "demo.epos"
+
+
+def ensure_demo_dataset() -> Path:
+    """Create the demo EPOS if it is not there yet, and return its path."""
+    from .core.demo import write_demo_epos
+
+    path = demo_path()
+    expected = DEMO_ROWS * 44
+    if not path.exists() or path.stat().st_size != expected:
+        write_demo_epos(path, DEMO_ROWS)
+    return path
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.chunk_size is not None and args.chunk_size < 1:
+        parser.error("--chunk-size must be a positive number of rows")
+    if args.batch or args.list_instruments:
+        from .batch import run_batch
+
+        return run_batch(args, parser)
+    paths = list(args.paths)
+    if args.demo:
+        paths.insert(0, str(ensure_demo_dataset()))
+    return _run_gui(paths)
+
+
+def _run_gui(paths) -> int:
+    from .ui import main as gui_main
+
+    return gui_main(paths)
+
+
+def gui_main() -> int:
+    """Entry point of the ``aptviewer-gui`` gui-script (no console window on Windows)."""
+    return main(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The Qt-free core of aptviewer: lazy readers, writers and streaming computations.
+
+Everything the GUI draws and the batch mode reports is computed here. This package
+never imports Qt, so scripts, notebooks and ``aptviewer --batch`` can use it on a
+machine without a display.
+"""
+
+from .accumulate import (
+    Histogram1D,
+    Histogram2D,
+    chunked_apply,
+    chunked_histogram,
+    chunked_histogram2d,
+    chunked_min_max,
+    iter_column_chunks,
+    iter_table_chunks,
+)
+from .errors import (
+    AptViewerError,
+    DataFormatError,
+    InsufficientDiskSpaceError,
+    OperationCancelled,
+    TableClosedError,
+)
+from .lazy import DEFAULT_CHUNK_SIZE, LazyColumn, LazyTable
+from .readers import (
+    EPOS_COLUMNS,
+    EPOS_DTYPE,
+    POS_COLUMNS,
+    POS_DTYPE,
+    TruncatedRecordWarning,
+    fetch_dataset_from_dld_grp,
+    open_any,
+    open_epos,
+    open_pos,
+    open_processed_hdf5,
+    open_pyccapt_raw_hdf5,
+    read_epos,
+    read_epos_lazy,
+    read_hdf5,
+    read_pos,
+    read_pos_lazy,
+    sniff_format,
+)
+from .writers import atomic_output, check_free_space, store_df_to_hdf, write_epos, write_pos
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE", "EPOS_COLUMNS", "EPOS_DTYPE", "POS_COLUMNS", "POS_DTYPE",
+    "AptViewerError", "DataFormatError", "InsufficientDiskSpaceError", "OperationCancelled",
+    "TableClosedError", "TruncatedRecordWarning",
+    "LazyColumn", "LazyTable",
+    "open_any", "open_epos", "open_pos", "open_processed_hdf5", "open_pyccapt_raw_hdf5", "sniff_format",
+    "read_epos", "read_epos_lazy", "read_hdf5", "read_pos", "read_pos_lazy", "fetch_dataset_from_dld_grp",
+    "atomic_output", "check_free_space", "store_df_to_hdf", "write_epos", "write_pos",
+    "Histogram1D", "Histogram2D", "chunked_apply", "chunked_histogram", "chunked_histogram2d",
+    "chunked_min_max", "iter_column_chunks", "iter_table_chunks",
+]

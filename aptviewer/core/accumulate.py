@@ -1,0 +1,392 @@
+"""Chunked accumulators: histograms and extrema that equal their eager NumPy twins.
+
+:class:`Histogram1D` and :class:`Histogram2D` own their count arrays and add each chunk in
+place; reading ``counts`` hands out a copy, so a GUI thread can show a histogram while a
+worker thread keeps adding to it. The ``chunked_*`` functions stream a column (a
+:class:`~aptviewer.core.lazy.LazyColumn`, an ndarray or a Series) through them.
+
+Bin assignment follows NumPy exactly: the bin edges are the ones ``np.histogram`` /
+``np.histogram2d`` would compute, a value ``v`` falls in bin ``i`` when
+``edges[i] <= v < edges[i + 1]``, the last bin is closed, and NaN and infinities are
+ignored.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .lazy import DEFAULT_CHUNK_SIZE, LazyColumn, LazyTable, _check_chunk_size
+
+# Values binned per inner step: keeps the temporaries in the CPU cache (NumPy uses 65536).
+_BLOCK = 1 << 16
+
+
+def iter_column_chunks(column, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[np.ndarray]:
+    """Yield consecutive 1-D ndarray slices of a LazyColumn, Series, ndarray or sequence."""
+    chunk_size = _check_chunk_size(chunk_size)
+    if isinstance(column, LazyColumn):
+        yield from column.iter_chunks(chunk_size)
+        return
+    if isinstance(column, pd.Series):
+        column = column.to_numpy()
+    values = np.asarray(column)
+    if values.ndim != 1:
+        values = values.reshape(-1)
+    for lo in range(0, len(values), chunk_size):
+        yield values[lo:lo + chunk_size]
+
+
+def iter_table_chunks(source, columns: Sequence[str] | None = None,
+                      chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[dict[str, np.ndarray]]:
+    """Yield ``{name: ndarray}`` chunks from a LazyTable, a DataFrame or a mapping of arrays."""
+    chunk_size = _check_chunk_size(chunk_size)
+    if isinstance(source, LazyTable):
+        yield from source.iter_chunks(columns, chunk_size)
+        return
+    names = list(source.columns if isinstance(source, pd.DataFrame) else source) if columns is None else list(columns)
+    missing = [name for name in names if name not in source]
+    if missing:
+        raise KeyError(f"no columns {missing} in the data; columns are: {list(source.keys())}")
+    arrays = {name: np.asarray(source[name]) for name in names}
+    n = min((len(a) for a in arrays.values()), default=0)
+    for lo in range(0, n, chunk_size):
+        yield {name: a[lo:lo + chunk_size] for name, a in arrays.items()}
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    if values.dtype.kind in "iub":
+        return values
+    mask = np.isfinite(values)
+    return values if mask.all() else values[mask]
+
+
+def chunked_min_max(column, chunk_size: int = DEFAULT_CHUNK_SIZE):
+    """Minimum and maximum of the finite values of a column, read chunk by chunk.
+
+    Returns
+    -------
+    (min, max) : numpy scalars of the column's dtype
+
+    Raises
+    ------
+    ValueError
+        If the column is empty or has no finite value.
+    """
+    low = high = None
+    for chunk in iter_column_chunks(column, chunk_size):
+        finite = _finite(chunk)
+        if finite.size == 0:
+            continue
+        lo, hi = finite.min(), finite.max()
+        low = lo if low is None or lo < low else low
+        high = hi if high is None or hi > high else high
+    if low is None:
+        name = getattr(column, "name", None)
+        label = f"column '{name}'" if name else "the column"
+        raise ValueError(f"{label} has no finite values (it is empty or all NaN/inf)")
+    return low, high
+
+
+# ---------------------------------------------------------------------------------------
+# Bin assignment shared by the 1-D and 2-D accumulators
+# ---------------------------------------------------------------------------------------
+
+
+class _Axis:
+    """Bin edges along one axis and the exact value -> bin rule NumPy uses for them."""
+
+    def __init__(self, edges: np.ndarray):
+        edges = np.asarray(edges)
+        if edges.ndim != 1 or edges.size < 2:
+            raise ValueError("bin edges must be a 1-D array of at least two values")
+        if np.any(np.diff(edges) < 0):
+            raise ValueError("bin edges must increase monotonically")
+        self.edges = edges
+        self.n = edges.size - 1
+        span = float(edges[-1]) - float(edges[0])
+        self.scale = self.n / span if span > 0 else 0.0
+        # Evenly spaced edges (up to rounding) take NumPy's fast path: estimate the bin
+        # arithmetically, then correct by one against the edges. That is exact as long
+        # as no edge is more than a fraction of a bin away from its ideal position.
+        ideal = np.linspace(float(edges[0]), float(edges[-1]), self.n + 1)
+        self.uniform = span > 0 and bool(np.all(np.abs(edges.astype(np.float64) - ideal) * self.scale < 0.25))
+
+    def in_range(self, values: np.ndarray) -> np.ndarray:
+        """Mask of values inside ``[edges[0], edges[-1]]`` (NaN is outside)."""
+        return (values >= self.edges[0]) & (values <= self.edges[-1])
+
+    def indices(self, values: np.ndarray) -> np.ndarray:
+        """Bin index of every (in-range) value, with the last bin closed."""
+        edges, n = self.edges, self.n
+        if not self.uniform:
+            index = np.searchsorted(edges, values, side="right") - 1
+            np.minimum(index, n - 1, out=index)
+            return index
+        index = ((values - edges[0]) * self.scale).astype(np.intp)
+        np.minimum(index, n - 1, out=index)
+        # The float estimate can be one bin off near an edge; compare with the edges
+        # themselves, exactly as np.histogram does.
+        index -= values < edges[index]
+        index += (values >= edges[index + 1]) & (index != n - 1)
+        return index
+
+
+def _values_in(values, dtype) -> np.ndarray:
+    values = np.asarray(values)
+    if values.ndim != 1:
+        values = values.reshape(-1)
+    return values if values.dtype == dtype else values.astype(dtype)
+
+
+def _histogram_edges(bins, value_range, dtype) -> np.ndarray:
+    """The edges ``np.histogram`` computes for data of ``dtype`` (they depend on it)."""
+    return np.histogram_bin_edges(np.empty(0, dtype=dtype), bins=bins, range=value_range)
+
+
+class Histogram1D:
+    """A 1-D histogram that grows chunk by chunk and equals ``np.histogram``.
+
+    Parameters
+    ----------
+    bins : int or array of edges
+        Number of equal-width bins over ``value_range``, or the edges themselves.
+    value_range : (float, float), optional
+        Required with an integer ``bins``.
+    dtype : numpy dtype
+        The dtype of the data. NumPy computes float32 edges for float32 data, so the
+        edges, and hence the counts, depend on it.
+    column : str, optional
+        With a column name, :meth:`update` also accepts a chunk dict or DataFrame.
+    """
+
+    def __init__(self, bins, value_range=None, *, dtype=np.float64, column: str | None = None):
+        if np.ndim(bins) == 0 and value_range is None:
+            raise ValueError("Histogram1D needs value_range when bins is a number "
+                             "(chunked_histogram finds the range for you)")
+        self.column = column
+        self._axis = _Axis(_histogram_edges(bins, value_range, np.dtype(dtype)))
+        self._counts = np.zeros(self._axis.n, dtype=np.int64)
+        self._lock = threading.Lock()
+        self._rows_seen = 0
+
+    @property
+    def edges(self) -> np.ndarray:
+        return self._axis.edges.copy()
+
+    @property
+    def centers(self) -> np.ndarray:
+        edges = self._axis.edges.astype(np.float64)
+        return (edges[:-1] + edges[1:]) / 2
+
+    @property
+    def counts(self) -> np.ndarray:
+        """A copy of the counts so far (int64)."""
+        with self._lock:
+            return self._counts.copy()
+
+    @property
+    def rows_seen(self) -> int:
+        """How many values (finite or not) have been offered to :meth:`update`."""
+        return self._rows_seen
+
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(counts, edges)`` copies, safe to hand to another thread."""
+        return self.counts, self.edges
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts[:] = 0
+            self._rows_seen = 0
+
+    def update(self, data) -> "Histogram1D":
+        """Add a chunk of values (an array, or a chunk dict/DataFrame with ``column``)."""
+        if isinstance(data, (Mapping, pd.DataFrame)):
+            if self.column is None:
+                raise TypeError("this Histogram1D has no column name; pass an array")
+            data = data[self.column]
+        axis = self._axis
+        values = _values_in(data, axis.edges.dtype)
+        partial = np.zeros(axis.n, dtype=np.int64)
+        for lo in range(0, values.size, _BLOCK):
+            block = values[lo:lo + _BLOCK]
+            keep = axis.in_range(block)
+            if not keep.all():
+                block = block[keep]
+            if block.size:
+                partial += np.bincount(axis.indices(block), minlength=axis.n)
+        with self._lock:
+            self._counts += partial
+            self._rows_seen += values.size
+        return self
+
+
+class Histogram2D:
+    """A 2-D histogram that grows chunk by chunk and equals ``np.histogram2d``.
+
+    Parameters
+    ----------
+    bins : int, (int, int), or (edges_x, edges_y)
+    value_range : ((xmin, xmax), (ymin, ymax)), optional
+        Required with integer bins.
+    dtype : numpy dtype
+        The dtype of the data (NumPy's edges depend on it when no range is given).
+    columns : (str, str), optional
+        With column names, :meth:`update` also accepts a chunk dict or DataFrame.
+    """
+
+    def __init__(self, bins, value_range=None, *, dtype=np.float64, columns: tuple[str, str] | None = None):
+        if np.ndim(bins) == 0:
+            bins = (bins, bins)
+        if value_range is None and any(np.ndim(b) == 0 for b in bins):
+            raise ValueError("Histogram2D needs value_range with integer bins "
+                             "(chunked_histogram2d finds the range for you)")
+        empty = np.empty(0, dtype=np.dtype(dtype))
+        _, edges_x, edges_y = np.histogram2d(empty, empty, bins=bins, range=value_range)
+        self.columns = columns
+        self._x, self._y = _Axis(edges_x), _Axis(edges_y)
+        self._counts = np.zeros((self._x.n, self._y.n), dtype=np.int64)
+        self._lock = threading.Lock()
+        self._rows_seen = 0
+
+    @property
+    def edges(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._x.edges.copy(), self._y.edges.copy()
+
+    @property
+    def counts(self) -> np.ndarray:
+        """A copy of the counts so far, shape ``(nx, ny)`` (int64)."""
+        with self._lock:
+            return self._counts.copy()
+
+    @property
+    def rows_seen(self) -> int:
+        return self._rows_seen
+
+    def snapshot(self):
+        """``(counts, edges_x, edges_y)`` copies."""
+        return (self.counts, *self.edges)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts[:] = 0
+            self._rows_seen = 0
+
+    def update(self, x, y=None) -> "Histogram2D":
+        """Add a chunk of ``(x, y)`` pairs (or a chunk dict/DataFrame with ``columns``)."""
+        if y is None:
+            if self.columns is None:
+                raise TypeError("this Histogram2D has no column names; pass x and y arrays")
+            x, y = x[self.columns[0]], x[self.columns[1]]
+        ax, ay = self._x, self._y
+        # np.histogram2d compares values with the (float64) edges in the common dtype.
+        work = np.result_type(np.asarray(x[:0]), ax.edges)
+        xv, yv = _values_in(x, work), _values_in(y, work)
+        if xv.size != yv.size:
+            raise ValueError(f"x and y differ in length ({xv.size} and {yv.size})")
+        ny = ay.n
+        partial = np.zeros(ax.n * ny, dtype=np.int64)
+        for lo in range(0, xv.size, _BLOCK):
+            bx, by = xv[lo:lo + _BLOCK], yv[lo:lo + _BLOCK]
+            keep = ax.in_range(bx) & ay.in_range(by)
+            if not keep.all():
+                bx, by = bx[keep], by[keep]
+            if bx.size:
+                flat = ax.indices(bx) * ny + ay.indices(by)
+                partial += np.bincount(flat, minlength=partial.size)
+        with self._lock:
+            self._counts += partial.reshape(ax.n, ny)
+            self._rows_seen += xv.size
+        return self
+
+
+def _column_dtype(column) -> np.dtype:
+    dtype = getattr(column, "dtype", None)
+    return np.dtype(dtype) if dtype is not None else np.asarray(column).dtype
+
+
+def chunked_histogram(column, bins, value_range=None, chunk_size: int = DEFAULT_CHUNK_SIZE):
+    """Histogram of a column, streamed; equals ``np.histogram`` of its finite values.
+
+    Parameters
+    ----------
+    column : LazyColumn, ndarray or Series
+    bins : int or array of edges
+    value_range : (float, float), optional
+        Without it an integer ``bins`` spans the finite min..max (one extra pass).
+    chunk_size : int
+        Rows read at a time.
+
+    Returns
+    -------
+    counts : ndarray of int64
+    edges : ndarray
+    """
+    dtype = _column_dtype(column)
+    if np.ndim(bins) == 0 and value_range is None:
+        try:
+            low, high = chunked_min_max(column, chunk_size)
+            # np.histogram takes the range from the data's own min and max.
+            edges = np.histogram_bin_edges(np.array([low, high], dtype=dtype), bins=bins)
+        except ValueError:
+            edges = _histogram_edges(bins, None, dtype)  # no finite value: NumPy uses (0, 1)
+        bins, value_range = edges, None
+    hist = Histogram1D(bins, value_range, dtype=dtype)
+    for chunk in iter_column_chunks(column, chunk_size):
+        hist.update(chunk)
+    return hist.counts, hist.edges
+
+
+def chunked_histogram2d(col_x, col_y, bins, value_range=None, chunk_size: int = DEFAULT_CHUNK_SIZE):
+    """2-D histogram of two columns, streamed; equals ``np.histogram2d`` of the finite pairs.
+
+    Returns
+    -------
+    counts : ndarray of float64, shape (nx, ny)
+        As ``np.histogram2d`` returns them.
+    edges_x, edges_y : ndarray
+    """
+    if len(col_x) != len(col_y):
+        raise ValueError(f"x and y columns differ in length ({len(col_x)} and {len(col_y)})")
+    dtype = np.result_type(_column_dtype(col_x), _column_dtype(col_y))
+    if np.ndim(bins) == 0:
+        bins = (bins, bins)
+    if value_range is None and any(np.ndim(b) == 0 for b in bins):
+        ranges = []
+        for column in (col_x, col_y):
+            low, high = _finite_pair_min_max(col_x, col_y, column, chunk_size)
+            ranges.append((low, high))
+        probe_x = np.array(ranges[0], dtype=dtype)
+        probe_y = np.array(ranges[1], dtype=dtype)
+        _, edges_x, edges_y = np.histogram2d(probe_x, probe_y, bins=bins)
+        bins = (edges_x, edges_y)
+    hist = Histogram2D(bins, value_range, dtype=dtype)
+    for chunk_x, chunk_y in zip(iter_column_chunks(col_x, chunk_size), iter_column_chunks(col_y, chunk_size)):
+        hist.update(chunk_x, chunk_y)
+    return hist.counts.astype(np.float64), *hist.edges
+
+
+def _finite_pair_min_max(col_x, col_y, column, chunk_size):
+    """Min and max of ``column`` over the rows where both x and y are finite."""
+    low = high = None
+    for cx, cy in zip(iter_column_chunks(col_x, chunk_size), iter_column_chunks(col_y, chunk_size)):
+        values = cx if column is col_x else cy
+        mask = np.isfinite(cx) & np.isfinite(cy)
+        values = values[mask]
+        if values.size:
+            lo, hi = values.min(), values.max()
+            low = lo if low is None or lo < low else low
+            high = hi if high is None or hi > high else high
+    if low is None:
+        return 0.0, 1.0  # as NumPy does for empty input
+    return low, high
+
+
+def chunked_apply(table, fn: Callable[[dict], object], columns: Sequence[str] | None = None,
+                  chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[object]:
+    """Yield ``fn(chunk)`` for every ``{name: ndarray}`` chunk of a table or DataFrame."""
+    for chunk in iter_table_chunks(table, columns, chunk_size):
+        yield fn(chunk)

@@ -1,0 +1,526 @@
+"""Lazy, column-oriented views of APT files: :class:`LazyColumn` and :class:`LazyTable`.
+
+Every reader in :mod:`aptviewer.core.readers` returns the same :class:`LazyTable`, whatever
+the format: nothing downstream knows whether a column is a field of a memory-mapped binary
+record or an ``h5py`` dataset. Nothing is read until a column is sliced, and every read
+returns a fresh native-endian array, so no view into the mapping ever escapes and
+:meth:`LazyTable.close` can release the OS handle for real.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataFormatError, TableClosedError
+
+logger = logging.getLogger(__name__)
+
+#: Rows per chunk when streaming (about 44 MB of EPOS records).
+DEFAULT_CHUNK_SIZE = 1 << 20
+
+# Rows copied per inner block when several fields of one record array are read together:
+# small enough that the records stay in the CPU cache while each field is extracted.
+_RECORD_BLOCK = 1 << 16
+
+
+def native_dtype(dtype) -> np.dtype:
+    """Return ``dtype`` in the machine's byte order."""
+    dtype = np.dtype(dtype)
+    return dtype.newbyteorder("=") if dtype.byteorder not in ("=", "|") else dtype
+
+
+def _check_chunk_size(chunk_size) -> int:
+    chunk_size = int(chunk_size)
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive number of rows, got {chunk_size}")
+    return chunk_size
+
+
+# ---------------------------------------------------------------------------------------
+# Backing stores: they own the OS handle and know whether they are closed.
+# ---------------------------------------------------------------------------------------
+
+
+class MappedRecords:
+    """A read-only memory map of a file of fixed-size binary records.
+
+    Parameters
+    ----------
+    path : path-like
+        The file, opened read-only.
+    record_dtype : numpy.dtype
+        Structured dtype of one record (e.g. 11 big-endian fields for EPOS).
+    n_records : int
+        Number of whole records to expose (trailing partial bytes are ignored).
+    """
+
+    def __init__(self, path, record_dtype: np.dtype, n_records: int):
+        self.path = Path(path)
+        self.record_dtype = np.dtype(record_dtype)
+        self.n_records = int(n_records)
+        self._lock = threading.Lock()
+        self._mmap = None
+        if self.n_records == 0:
+            # mmap cannot map an empty file; an empty array stands in.
+            self._records = np.empty(0, dtype=self.record_dtype)
+            return
+        with open(self.path, "rb") as handle:
+            self._mmap = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        self._records = np.frombuffer(self._mmap, dtype=self.record_dtype, count=self.n_records)
+
+    @property
+    def closed(self) -> bool:
+        return self._records is None
+
+    @property
+    def records(self) -> np.ndarray:
+        """The record array; raises :class:`TableClosedError` after :meth:`close`."""
+        records = self._records
+        if records is None:
+            raise TableClosedError(f"{self.path}: the table was closed; open the file again to read it")
+        return records
+
+    def read_field(self, field: str, key) -> np.ndarray:
+        """Return ``records[field][key]`` as a fresh native-endian array (or scalar)."""
+        values = self.records[field][key]
+        if isinstance(values, np.ndarray):
+            return values.astype(native_dtype(values.dtype))
+        return native_dtype(self.record_dtype[field]).type(values)
+
+    def read_fields_into(self, fields: Sequence[str], outs: Sequence[np.ndarray], start: int, stop: int):
+        """Copy rows ``start:stop`` of several fields into ``outs``, block by block.
+
+        Reading all fields of a small block before moving on keeps the records in cache,
+        so the file is streamed through memory once instead of once per field.
+        """
+        records = self.records
+        for block_start in range(start, stop, _RECORD_BLOCK):
+            block_stop = min(block_start + _RECORD_BLOCK, stop)
+            block = records[block_start:block_stop]
+            lo, hi = block_start - start, block_stop - start
+            for field, out in zip(fields, outs):
+                np.copyto(out[lo:hi], block[field], casting="unsafe")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._records is None:
+                return
+            self._records = None
+            if self._mmap is not None:
+                try:
+                    self._mmap.close()
+                except BufferError:
+                    # Another thread is still inside a read; the mapping is released
+                    # when that read's temporary view is garbage collected.
+                    logger.debug("memory map of %s still in use; released on collection", self.path)
+                self._mmap = None
+
+
+class H5File:
+    """A read-only ``h5py.File`` that knows when it has been closed."""
+
+    def __init__(self, path):
+        import h5py
+
+        self.path = Path(path)
+        try:
+            self._file = h5py.File(self.path, "r")
+        except OSError as exc:
+            raise DataFormatError(self.path, f"not a readable HDF5 file ({exc})") from exc
+
+    @property
+    def closed(self) -> bool:
+        return self._file is None
+
+    @property
+    def file(self):
+        handle = self._file
+        if handle is None:
+            raise TableClosedError(f"{self.path}: the table was closed; open the file again to read it")
+        return handle
+
+    def close(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            finally:
+                self._file = None
+
+
+# ---------------------------------------------------------------------------------------
+# Column sources: one small adapter per kind of storage.
+# ---------------------------------------------------------------------------------------
+
+
+class _FieldSource:
+    """One field of a :class:`MappedRecords`."""
+
+    def __init__(self, store: MappedRecords, field: str):
+        self.store = store
+        self.field = field
+        self.length = store.n_records
+        self.dtype = native_dtype(store.record_dtype[field])
+
+    def read(self, key):
+        return self.store.read_field(self.field, key)
+
+
+class _H5Source:
+    """One column of an :class:`H5File`.
+
+    The column is a 1-D or (N, 1) dataset, column ``column`` of a 2-D dataset (pandas
+    ``fixed`` blocks), or component ``column`` of field ``field`` of a compound dataset
+    (pandas ``table`` format).
+    """
+
+    def __init__(self, store: H5File, dataset_path: str, *, column: int | None = None, field: str | None = None):
+        self.store = store
+        self.dataset_path = dataset_path
+        self.field = field
+        dataset = store.file[dataset_path]
+        shape = dataset.shape
+        if field is not None:
+            subshape = dataset.dtype[field].shape
+            if subshape not in ((), (1,)) and column is None:
+                raise DataFormatError(store.path, f"field '{field}' of '{dataset_path}' needs a column index")
+            self.column = column if subshape else None
+            if subshape == (1,) and column is None:
+                self.column = 0
+            item_dtype = dataset.dtype[field].base
+        else:
+            if len(shape) == 1:
+                self.column = None
+            elif len(shape) == 2 and (column is not None or shape[1] == 1):
+                self.column = 0 if column is None else column
+            else:
+                raise DataFormatError(
+                    store.path, f"dataset '{dataset_path}' has shape {shape}; expected (N,) or (N, 1)"
+                )
+            item_dtype = dataset.dtype
+        self.length = int(shape[0])
+        self.dtype = native_dtype(item_dtype)
+
+    def _read_raw(self, selection):
+        dataset = self.store.file[self.dataset_path]
+        if self.field is not None:
+            values = np.asarray(dataset.fields(self.field)[selection])
+            return values if self.column is None else values[..., self.column]
+        if self.column is None:
+            return dataset[selection]
+        return dataset[selection, self.column]
+
+    def read(self, key):
+        try:
+            if isinstance(key, (int, np.integer)):
+                return self.dtype.type(np.asarray(self._read_raw(int(key))).reshape(()))
+            if isinstance(key, slice):
+                start, stop, step = key.indices(self.length)
+                count = len(range(start, stop, step))
+                if count == 0:
+                    return np.empty(0, dtype=self.dtype)
+                if step < 0:
+                    # h5py reads ascending ranges only: read forwards, then reverse.
+                    lo = start + step * (count - 1)
+                    return self.read(slice(lo, start + 1, -step))[::-1].copy()
+                values = self._read_raw(slice(start, stop, step))
+            else:
+                # Fancy indexing: read the covering range once, then index in memory.
+                index = np.arange(self.length)[key]
+                if index.size == 0:
+                    return np.empty(index.shape, dtype=self.dtype)
+                lo, hi = int(index.min()), int(index.max()) + 1
+                return self.read(slice(lo, hi))[index - lo]
+        except (OSError, RuntimeError, KeyError) as exc:
+            raise DataFormatError(self.store.path, f"cannot read dataset '{self.dataset_path}' ({exc})") from exc
+        return np.asarray(values).astype(self.dtype)
+
+
+class _ConstantSource:
+    """A column of one repeated value, for datasets a file lacks (e.g. no pulse data)."""
+
+    def __init__(self, length: int, value=0, dtype=np.float64, store=None):
+        self.length = int(length)
+        self.dtype = np.dtype(dtype)
+        self.value = value
+        self.store = store
+
+    def read(self, key):
+        if self.store is not None and self.store.closed:
+            raise TableClosedError(f"{self.store.path}: the table was closed; open the file again to read it")
+        if isinstance(key, (int, np.integer)):
+            range(self.length)[key]  # raises IndexError like an array would
+            return self.dtype.type(self.value)
+        shape = np.empty(self.length, dtype=bool)[key].shape
+        return np.full(shape, self.value, dtype=self.dtype)
+
+
+class _TransformedSource:
+    """Another source with an element-wise conversion applied to every read."""
+
+    def __init__(self, base, transform: Callable[[np.ndarray], np.ndarray], dtype):
+        self.base = base
+        self.transform = transform
+        self.length = base.length
+        self.dtype = np.dtype(dtype)
+        self.store = getattr(base, "store", None)
+
+    def read(self, key):
+        values = self.base.read(key)
+        if isinstance(values, np.ndarray):
+            return np.asarray(self.transform(values), dtype=self.dtype)
+        return self.dtype.type(self.transform(np.asarray([values]))[0])
+
+
+# ---------------------------------------------------------------------------------------
+# Public views
+# ---------------------------------------------------------------------------------------
+
+
+class LazyColumn:
+    """A NumPy-compatible, read-on-demand view of one column of a file.
+
+    Slicing reads just that slice and returns a native-endian ``ndarray``; an integer
+    index returns a scalar; ``np.asarray(column)`` and :meth:`to_numpy` read it whole.
+    Any function that accepts an ``ndarray`` accepts a ``LazyColumn``.
+    """
+
+    __slots__ = ("_source", "_name")
+
+    def __init__(self, source, name: str):
+        self._source = source
+        self._name = str(name)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The native-endian dtype of the values a read returns."""
+        return self._source.dtype
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (self._source.length,)
+
+    @property
+    def ndim(self) -> int:
+        return 1
+
+    @property
+    def size(self) -> int:
+        return self._source.length
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the column would take in memory if materialised."""
+        return self._source.length * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self._source.length
+
+    def __repr__(self) -> str:
+        return f"LazyColumn(name={self._name!r}, length={len(self)}, dtype={self.dtype})"
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):
+            if len(key) != 1:
+                raise IndexError(f"column '{self._name}' is 1-D; got index {key!r}")
+            key = key[0]
+        if isinstance(key, (int, np.integer)):
+            index = int(key)
+            if not -len(self) <= index < len(self):
+                raise IndexError(f"index {index} is out of range for column '{self._name}' of length {len(self)}")
+            return self._source.read(index % len(self))
+        if key is Ellipsis:
+            key = slice(None)
+        return self._source.read(key)
+
+    def __array__(self, dtype=None, copy=None):
+        values = self._source.read(slice(None))
+        if dtype is not None:
+            values = values.astype(dtype, copy=False)
+        return values
+
+    def to_numpy(self, dtype=None, copy: bool = False) -> np.ndarray:
+        """Read the whole column into a new array (``copy`` is accepted for pandas parity)."""
+        return self.__array__(dtype)
+
+    def iter_chunks(self, chunk_size: int = DEFAULT_CHUNK_SIZE, start: int = 0, stop: int | None = None):
+        """Yield consecutive slices of at most ``chunk_size`` values."""
+        chunk_size = _check_chunk_size(chunk_size)
+        stop = len(self) if stop is None else min(int(stop), len(self))
+        for lo in range(int(start), stop, chunk_size):
+            yield self._source.read(slice(lo, min(lo + chunk_size, stop)))
+
+
+class LazyTable:
+    """A column-oriented, lazily read table over one file.
+
+    Parameters
+    ----------
+    columns : mapping of str to LazyColumn
+        The columns, in display order.
+    path : path-like, optional
+        The file the table reads.
+    format : str, optional
+        A short name of the file format (``"epos"``, ``"pos"``, ``"pyccapt-raw"``, ...).
+    stores : sequence, optional
+        Objects with a ``close()`` method that own the OS handles behind the columns.
+    attrs : mapping, optional
+        Free-form metadata (e.g. the trailing byte count of a truncated file).
+
+    Notes
+    -----
+    pyccapt-raw files hold groups of different lengths. ``n_rows`` is the longest
+    column's length; :meth:`iter_chunks` covers the rows that all selected columns have.
+    """
+
+    def __init__(self, columns: Mapping[str, LazyColumn], *, path=None, format: str = "",
+                 stores: Sequence = (), attrs: Mapping | None = None):
+        self._columns = dict(columns)
+        self.path = Path(path) if path is not None else None
+        self.format = format
+        self._stores = list(stores)
+        self.attrs = dict(attrs or {})
+        self._n_rows = max((len(c) for c in self._columns.values()), default=0)
+
+    # -- introspection ------------------------------------------------------------------
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self._columns)
+
+    @property
+    def n_rows(self) -> int:
+        return self._n_rows
+
+    @property
+    def closed(self) -> bool:
+        return any(store.closed for store in self._stores)
+
+    @property
+    def dtypes(self) -> dict[str, np.dtype]:
+        return {name: col.dtype for name, col in self._columns.items()}
+
+    def __len__(self) -> int:
+        return self._n_rows
+
+    def __contains__(self, name) -> bool:
+        return name in self._columns
+
+    def __iter__(self):
+        return iter(self._columns)
+
+    def __getitem__(self, name: str) -> LazyColumn:
+        try:
+            return self._columns[name]
+        except KeyError:
+            where = f" of {self.path}" if self.path else ""
+            raise KeyError(f"no column {name!r} in the table{where}; columns are: {', '.join(self._columns)}") from None
+
+    def __repr__(self) -> str:
+        return f"LazyTable(format={self.format!r}, rows={self._n_rows}, columns={self.columns}, path={self.path})"
+
+    def _select(self, columns) -> list[str]:
+        wanted = self.columns if columns is None else [columns] if isinstance(columns, str) else list(columns)
+        for name in wanted:
+            self[name]  # raises a KeyError listing the available columns
+        return wanted
+
+    # -- streaming ----------------------------------------------------------------------
+
+    def iter_chunks(self, columns: Sequence[str] | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                    *, start: int = 0, stop: int | None = None) -> Iterator[dict[str, np.ndarray]]:
+        """Yield ``{name: ndarray}`` dicts of at most ``chunk_size`` rows.
+
+        Parameters
+        ----------
+        columns : sequence of str, optional
+            Columns to read (all by default).
+        chunk_size : int
+            Rows per chunk; memory is bounded by one chunk of the selected columns.
+        start, stop : int, optional
+            Row range to stream (the whole table by default).
+        """
+        chunk_size = _check_chunk_size(chunk_size)
+        wanted = self._select(columns)
+        extent = min((len(self._columns[name]) for name in wanted), default=0)
+        stop = extent if stop is None else max(0, min(int(stop), extent))
+        for lo in range(max(0, int(start)), stop, chunk_size):
+            hi = min(lo + chunk_size, stop)
+            yield self._read_rows(wanted, lo, hi)
+
+    def _read_rows(self, names: Sequence[str], lo: int, hi: int) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        # Fields of one record file are extracted together, block by block (see
+        # MappedRecords.read_fields_into); every other column is read in one call.
+        by_store: dict[int, list[str]] = {}
+        for name in names:
+            source = self._columns[name]._source
+            if isinstance(source, _FieldSource):
+                by_store.setdefault(id(source.store), []).append(name)
+            else:
+                out[name] = source.read(slice(lo, hi))
+        for group in by_store.values():
+            store = self._columns[group[0]]._source.store
+            arrays = [np.empty(hi - lo, dtype=self._columns[n].dtype) for n in group]
+            store.read_fields_into([self._columns[n]._source.field for n in group], arrays, lo, hi)
+            out.update(zip(group, arrays))
+        return {name: out[name] for name in names}
+
+    def to_dataframe(self, columns: Sequence[str] | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE) -> pd.DataFrame:
+        """Materialise the table as a DataFrame, filling preallocated columns chunk by chunk.
+
+        Peak memory is the final frame plus one chunk. Columns of different lengths
+        (pyccapt-raw groups) are padded with NaN by pandas.
+        """
+        chunk_size = _check_chunk_size(chunk_size)
+        wanted = self._select(columns)
+        lengths = {name: len(self._columns[name]) for name in wanted}
+        if len(set(lengths.values())) > 1:
+            return pd.DataFrame({name: pd.Series(self._columns[name].to_numpy()) for name in wanted})
+        n = next(iter(lengths.values()), 0)
+        buffers = {name: np.empty(n, dtype=self._columns[name].dtype) for name in wanted}
+        for lo in range(0, n, chunk_size):
+            hi = min(lo + chunk_size, n)
+            for name, values in self._read_rows(wanted, lo, hi).items():
+                buffers[name][lo:hi] = values
+        # copy=False keeps pandas from consolidating the columns into a second copy.
+        return pd.DataFrame(buffers, copy=False)
+
+    def head(self, n: int = 5, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The first ``n`` rows as a DataFrame."""
+        wanted = self._select(columns)
+        return pd.DataFrame({name: self._columns[name][: max(0, int(n))] for name in wanted})
+
+    def subset(self, mapping: Mapping[str, str] | Sequence[str], *, format: str | None = None) -> "LazyTable":
+        """A table of some columns (optionally renamed ``{old: new}``) sharing this file handle.
+
+        Closing either table closes the file.
+        """
+        if not isinstance(mapping, Mapping):
+            mapping = {name: name for name in mapping}
+        columns = {new: LazyColumn(self[old]._source, new) for old, new in mapping.items()}
+        return LazyTable(columns, path=self.path, format=self.format if format is None else format,
+                         stores=self._stores, attrs=self.attrs)
+
+    # -- lifetime -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the file handle; later reads raise :class:`TableClosedError`."""
+        for store in self._stores:
+            store.close()
+
+    def __enter__(self) -> "LazyTable":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -1,0 +1,141 @@
+"""Writers that never leave a half-written file: EPOS, POS and pandas HDF5.
+
+Every output is written to a hidden temporary file beside its target and renamed into
+place only once it is complete, so an error, a cancel or a killed process leaves the
+target untouched. Inputs are never overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import InsufficientDiskSpaceError
+from .lazy import DEFAULT_CHUNK_SIZE, LazyTable
+from .readers import EPOS_DTYPE, POS_DTYPE
+
+logger = logging.getLogger(__name__)
+
+# Head-room kept free on the target disk beyond the expected output size.
+_DISK_MARGIN_BYTES = 64 << 20
+
+
+def check_free_space(target, needed_bytes: int) -> None:
+    """Raise :class:`InsufficientDiskSpaceError` if the target's disk cannot hold ``needed_bytes``."""
+    folder = Path(target).resolve().parent
+    free = shutil.disk_usage(folder).free
+    if free < needed_bytes + _DISK_MARGIN_BYTES:
+        raise InsufficientDiskSpaceError(
+            f"{target}: not enough free disk space in {folder}: about {needed_bytes / 1e6:,.0f} MB "
+            f"needed, {free / 1e6:,.0f} MB free"
+        )
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def atomic_output(path, *, inputs=()):
+    """Yield a temporary path beside ``path``; rename it to ``path`` only on success.
+
+    Parameters
+    ----------
+    path : path-like
+        The final output file.
+    inputs : iterable of path-like
+        Files being read to produce the output: writing over one of them is refused.
+    """
+    path = Path(path)
+    for source in inputs:
+        if source is not None and (_same_file(source, path) or Path(source).resolve() == path.resolve()):
+            raise ValueError(f"{path}: refusing to overwrite the input file; choose another output path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(handle)
+    temp = Path(temp_name)
+    try:
+        yield temp
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+
+
+def _iter_source_chunks(source, columns, chunk_size):
+    """Chunks of ``columns`` from a LazyTable, a DataFrame or a mapping of arrays."""
+    if isinstance(source, LazyTable):
+        yield from source.iter_chunks(columns, chunk_size)
+        return
+    missing = [c for c in columns if c not in source]
+    if missing:
+        raise KeyError(f"missing columns {missing}; need {columns}")
+    arrays = {c: np.asarray(source[c]) for c in columns}
+    n = len(next(iter(arrays.values()))) if arrays else 0
+    for lo in range(0, n, chunk_size):
+        yield {c: a[lo:lo + chunk_size] for c, a in arrays.items()}
+
+
+def _write_records(source, path, record_dtype, chunk_size) -> Path:
+    columns = list(record_dtype.names)
+    if isinstance(source, LazyTable):
+        source._select(columns)  # KeyError naming the missing columns before any file is made
+        inputs = [source.path]
+        n_rows = min(len(source[c]) for c in columns)
+    else:
+        missing = [c for c in columns if c not in source]
+        if missing:
+            raise KeyError(f"cannot write {path}: missing columns {missing}")
+        inputs = []
+        n_rows = len(source[columns[0]])
+    check_free_space(path, n_rows * record_dtype.itemsize)
+    with atomic_output(path, inputs=inputs) as temp:
+        with open(temp, "wb") as handle:
+            for chunk in _iter_source_chunks(source, columns, chunk_size):
+                records = np.empty(len(chunk[columns[0]]), dtype=record_dtype)
+                for name in columns:
+                    records[name] = chunk[name]
+                handle.write(records.tobytes())
+    return Path(path)
+
+
+def write_epos(frame_or_table, path, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Path:
+    """Write an ``.epos`` file from a DataFrame, a mapping of arrays or a LazyTable.
+
+    A LazyTable is streamed chunk by chunk. The 11 EPOS columns (``x (nm)`` ... ``ipp``)
+    must be present; values are stored as big-endian float32 / uint32.
+    """
+    return _write_records(frame_or_table, path, EPOS_DTYPE, int(chunk_size))
+
+
+def write_pos(frame_or_table, path, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Path:
+    """Write a ``.pos`` file (``x (nm)``, ``y (nm)``, ``z (nm)``, ``m/n (Da)``)."""
+    return _write_records(frame_or_table, path, POS_DTYPE, int(chunk_size))
+
+
+def store_df_to_hdf(df: pd.DataFrame, key: str, path, format: str = "fixed") -> Path:
+    """Write ``df`` under ``key`` to a new HDF5 file at ``path``, atomically.
+
+    ``format='fixed'`` is fastest to read back whole; ``format='table'`` can be streamed
+    back with ``HDFStore.select(key, iterator=True, chunksize=...)``.
+    """
+    if format not in ("fixed", "table"):
+        raise ValueError(f"format must be 'fixed' or 'table', got {format!r}")
+    if isinstance(df, Mapping) and not isinstance(df, pd.DataFrame):
+        df = pd.DataFrame(df)
+    check_free_space(path, int(df.memory_usage(index=True).sum()))
+    with atomic_output(path) as temp:
+        df.to_hdf(temp, key=key, mode="w", format=format)
+    return Path(path)
