@@ -23,6 +23,8 @@ from .errors import (
     TableClosedError,
 )
 from .lazy import DEFAULT_CHUNK_SIZE, LazyColumn, LazyTable
+from .overview import DatasetOverview, OverviewAccumulator, processed_dataset_overview
+from .progress import is_cancelled, raise_if_cancelled
 from .readers import (
     EPOS_COLUMNS,
     EPOS_DTYPE,
@@ -54,4 +56,5 @@ __all__ = [
     "atomic_output", "check_free_space", "store_df_to_hdf", "write_epos", "write_pos",
     "Histogram1D", "Histogram2D", "chunked_apply", "chunked_histogram", "chunked_histogram2d",
     "chunked_min_max", "iter_column_chunks", "iter_table_chunks",
+    "DatasetOverview", "OverviewAccumulator", "processed_dataset_overview", "is_cancelled", "raise_if_cancelled",
 ]

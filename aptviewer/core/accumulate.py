@@ -109,6 +109,8 @@ class _Axis:
         self.n = edges.size - 1
         span = float(edges[-1]) - float(edges[0])
         self.scale = self.n / span if span > 0 else 0.0
+        if not self.scale < 1e30:  # a (nearly) subnormal span: let the binary search handle it
+            span = 0.0
         # Evenly spaced edges (up to rounding) take NumPy's fast path: estimate the bin
         # arithmetically, then correct by one against the edges. That is exact as long
         # as no edge is more than a fraction of a bin away from its ideal position.
@@ -224,6 +226,17 @@ class Histogram1D:
         return self
 
 
+def _pair_of_bins(bins):
+    """``bins`` of np.histogram2d as a pair: one int for both axes, or two ints / edge arrays."""
+    if isinstance(bins, (int, np.integer)):
+        return (int(bins), int(bins))
+    if isinstance(bins, np.ndarray) and bins.ndim == 1:
+        return (bins, bins)  # one edge array for both axes, as NumPy reads it
+    if len(bins) != 2:
+        raise ValueError(f"bins must be an int, a pair, or one array of edges; got {len(bins)} items")
+    return tuple(bins)
+
+
 class Histogram2D:
     """A 2-D histogram that grows chunk by chunk and equals ``np.histogram2d``.
 
@@ -239,8 +252,7 @@ class Histogram2D:
     """
 
     def __init__(self, bins, value_range=None, *, dtype=np.float64, columns: tuple[str, str] | None = None):
-        if np.ndim(bins) == 0:
-            bins = (bins, bins)
+        bins = _pair_of_bins(bins)
         if value_range is None and any(np.ndim(b) == 0 for b in bins):
             raise ValueError("Histogram2D needs value_range with integer bins "
                              "(chunked_histogram2d finds the range for you)")
@@ -352,8 +364,7 @@ def chunked_histogram2d(col_x, col_y, bins, value_range=None, chunk_size: int = 
     if len(col_x) != len(col_y):
         raise ValueError(f"x and y columns differ in length ({len(col_x)} and {len(col_y)})")
     dtype = np.result_type(_column_dtype(col_x), _column_dtype(col_y))
-    if np.ndim(bins) == 0:
-        bins = (bins, bins)
+    bins = _pair_of_bins(bins)
     if value_range is None and any(np.ndim(b) == 0 for b in bins):
         ranges = []
         for column in (col_x, col_y):

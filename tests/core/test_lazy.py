@@ -1,0 +1,136 @@
+"""LazyColumn / LazyTable over memory-mapped EPOS files, against plain NumPy reads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aptviewer.core import DEFAULT_CHUNK_SIZE, LazyColumn, TableClosedError, open_epos
+from aptviewer.core.readers import EPOS_COLUMNS
+
+
+def test_default_chunk_size_is_one_mebirow():
+    assert DEFAULT_CHUNK_SIZE == 1 << 20
+
+
+def test_table_shape_and_columns(demo_epos, demo_records):
+    with open_epos(demo_epos) as table:
+        assert table.columns == EPOS_COLUMNS
+        assert table.n_rows == len(table) == len(demo_records)
+        assert "m/n (Da)" in table and "nope" not in table
+        assert table.format == "epos"
+        with pytest.raises(KeyError, match="columns are: x \\(nm\\)"):
+            table["mass"]
+
+
+def test_column_is_native_endian_and_ndarray_compatible(demo_epos, demo_records):
+    with open_epos(demo_epos) as table:
+        column = table["TOF (ns)"]
+        assert isinstance(column, LazyColumn)
+        assert column.name == "TOF (ns)"
+        assert column.dtype == np.dtype("float32") and column.dtype.isnative
+        assert table["ipp"].dtype == np.dtype("uint32")
+        assert column.shape == (len(demo_records),) and len(column) == len(demo_records)
+        expected = demo_records["TOF (ns)"].astype(np.float32)
+        np.testing.assert_array_equal(np.asarray(column), expected)
+        np.testing.assert_array_equal(column.to_numpy(dtype=np.float64), expected.astype(np.float64))
+        # A function that takes an ndarray takes the column.
+        assert np.mean(column) == pytest.approx(float(np.mean(expected)))
+        assert np.asarray(column).dtype.isnative
+
+
+@settings(max_examples=60, deadline=None)
+@given(start=st.integers(-40_000, 40_000), stop=st.integers(-40_000, 40_000) | st.none(),
+       step=st.sampled_from([None, 1, 2, 7, -1, -3]))
+def test_slices_match_numpy(demo_epos, demo_records, start, stop, step):
+    key = slice(start, stop, step)
+    with open_epos(demo_epos) as table:
+        got = table["det_x (mm)"][key]
+    expected = demo_records["det_x (mm)"][key]
+    assert isinstance(got, np.ndarray) and got.dtype.isnative
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_integer_and_fancy_indexing(demo_epos, demo_records):
+    with open_epos(demo_epos) as table:
+        column = table["pslep"]
+        assert column[3] == demo_records["pslep"][3]
+        assert column[-1] == demo_records["pslep"][-1]
+        assert np.isscalar(column[0])
+        with pytest.raises(IndexError, match="out of range"):
+            column[len(demo_records)]
+        picks = np.array([5, 1, 29_999, 1])
+        np.testing.assert_array_equal(column[picks], demo_records["pslep"][picks])
+        mask = demo_records["ipp"] == 2
+        np.testing.assert_array_equal(column[mask], demo_records["pslep"][mask])
+
+
+@settings(max_examples=25, deadline=None)
+@given(chunk_size=st.integers(97, 40_000))
+def test_iter_chunks_cover_the_table_in_order(demo_epos, demo_records, chunk_size):
+    names = ["m/n (Da)", "ipp"]
+    with open_epos(demo_epos) as table:
+        chunks = list(table.iter_chunks(names, chunk_size=chunk_size))
+    assert all(set(c) == set(names) for c in chunks)
+    assert all(len(c["ipp"]) <= chunk_size for c in chunks)
+    for name in names:
+        np.testing.assert_array_equal(np.concatenate([c[name] for c in chunks]), demo_records[name])
+
+
+def test_iter_chunks_row_range_and_bad_chunk_size(demo_epos, demo_records):
+    with open_epos(demo_epos) as table:
+        single = list(table.iter_chunks(["ipp"], chunk_size=1, start=100, stop=400))
+        assert len(single) == 300 and all(len(c["ipp"]) == 1 for c in single)
+        np.testing.assert_array_equal(np.concatenate([c["ipp"] for c in single]), demo_records["ipp"][100:400])
+        chunks = list(table.iter_chunks(["x (nm)"], chunk_size=1000, start=2500, stop=7001))
+        with pytest.raises(ValueError, match="chunk_size"):
+            next(table.iter_chunks(chunk_size=0))
+    np.testing.assert_array_equal(np.concatenate([c["x (nm)"] for c in chunks]), demo_records["x (nm)"][2500:7001])
+
+
+def test_to_dataframe_equals_eager_frame(demo_epos, demo_records):
+    with open_epos(demo_epos) as table:
+        frame = table.to_dataframe(chunk_size=4097)
+        head = table.head(3, columns=["z (nm)"])
+    expected = pd.DataFrame({name: demo_records[name].astype(demo_records.dtype[name].newbyteorder("="))
+                             for name in EPOS_COLUMNS})
+    pd.testing.assert_frame_equal(frame, expected)
+    assert list(head.columns) == ["z (nm)"] and len(head) == 3
+
+
+def test_subset_renames_and_shares_the_handle(demo_epos, demo_records):
+    table = open_epos(demo_epos)
+    small = table.subset({"m/n (Da)": "mc (Da)"})
+    np.testing.assert_array_equal(small["mc (Da)"][:10], demo_records["m/n (Da)"][:10])
+    small.close()
+    assert table.closed
+    with pytest.raises(TableClosedError):
+        table["x (nm)"][:3]
+
+
+def _mapped_files():
+    with open("/proc/self/maps") as maps:
+        return maps.read()
+
+
+def test_close_releases_the_mapping_and_later_reads_fail_clearly(demo_epos):
+    table = open_epos(demo_epos)
+    column = table["x (nm)"]
+    column[:10]
+    assert str(demo_epos) in _mapped_files()
+    table.close()
+    assert str(demo_epos) not in _mapped_files()
+    with pytest.raises(TableClosedError, match="closed"):
+        column[:10]
+    with pytest.raises(TableClosedError):
+        next(table.iter_chunks())
+    table.close()  # closing twice is harmless
+
+
+def test_context_manager_closes(demo_epos):
+    with open_epos(demo_epos) as table:
+        pass
+    assert table.closed

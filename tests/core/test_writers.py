@@ -1,0 +1,69 @@
+"""Writers: atomic outputs, no half files, inputs never overwritten."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aptviewer.core import InsufficientDiskSpaceError, atomic_output, check_free_space, open_epos, write_epos
+from aptviewer.core import writers
+from aptviewer.core.readers import EPOS_COLUMNS
+
+
+def _leftovers(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".part"))
+
+
+def test_atomic_output_renames_only_on_success(tmp_path):
+    target = tmp_path / "out.bin"
+    with atomic_output(target) as temp:
+        temp.write_bytes(b"abc")
+        assert not target.exists()
+    assert target.read_bytes() == b"abc"
+    with pytest.raises(RuntimeError, match="boom"):
+        with atomic_output(target) as temp:
+            temp.write_bytes(b"half")
+            raise RuntimeError("boom")
+    assert target.read_bytes() == b"abc"  # the old complete file survives
+    assert _leftovers(tmp_path) == []
+
+
+def test_interrupted_epos_write_leaves_no_file(tmp_path, monkeypatch):
+    frame = pd.DataFrame(np.zeros((10_000, 11), dtype=np.float32), columns=EPOS_COLUMNS)
+    original = writers._iter_source_chunks
+
+    def interrupted_on_third_chunk(source, columns, chunk_size):
+        for number, chunk in enumerate(original(source, columns, chunk_size)):
+            if number == 2:
+                raise KeyboardInterrupt  # as Ctrl-C in the middle of the write
+            yield chunk
+
+    monkeypatch.setattr(writers, "_iter_source_chunks", interrupted_on_third_chunk)
+    target = tmp_path / "partial.epos"
+    with pytest.raises(KeyboardInterrupt):
+        write_epos(frame, target, chunk_size=1000)
+    assert not target.exists() and _leftovers(tmp_path) == []
+
+
+def test_writing_over_the_input_is_refused(tmp_path, demo_epos):
+    copy = tmp_path / "in.epos"
+    copy.write_bytes(demo_epos.read_bytes())
+    before = copy.read_bytes()
+    with open_epos(copy) as table:
+        with pytest.raises(ValueError, match="refusing to overwrite the input"):
+            write_epos(table, copy)
+    assert copy.read_bytes() == before
+
+
+def test_missing_columns_are_reported_before_any_file_is_made(tmp_path):
+    target = tmp_path / "x.epos"
+    with pytest.raises(KeyError, match="missing columns"):
+        write_epos(pd.DataFrame({"x (nm)": [1.0]}), target)
+    assert not target.exists()
+
+
+def test_free_space_check(tmp_path):
+    check_free_space(tmp_path / "small.bin", 1024)
+    with pytest.raises(InsufficientDiskSpaceError, match="not enough free disk space"):
+        check_free_space(tmp_path / "huge.bin", 1 << 60)

@@ -1,0 +1,48 @@
+"""The command line: --version, --batch summaries, and no Qt on the headless path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from aptviewer.__main__ import build_parser, main
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert "aptviewer" in capsys.readouterr().out
+
+
+def test_parser_knows_the_batch_flags():
+    args = build_parser().parse_args(["--batch", "a", "b", "--recursive", "--dry-run", "--chunk-size", "10"])
+    assert args.batch and args.recursive and args.dry_run and args.chunk_size == 10 and args.paths == ["a", "b"]
+
+
+def test_bad_chunk_size_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--batch", "x.epos", "--chunk-size", "0"])
+    assert exit_info.value.code == 2
+
+
+def test_batch_never_imports_qt(demo_epos):
+    code = (
+        "import sys, json\n"
+        "from aptviewer.__main__ import main\n"
+        f"rc = main(['--batch', '--no-plots', {str(demo_epos)!r}])\n"
+        "print(json.dumps({'rc': rc, 'qt': sorted(m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph', 'aptviewer.ui')))}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result == {"rc": 0, "qt": []}
+
+
+def test_core_imports_without_qt():
+    code = ("import sys, aptviewer.core\n"
+            "print(any(m.startswith(('PySide6', 'pyqtgraph', 'aptviewer.ui')) for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
