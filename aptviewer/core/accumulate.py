@@ -97,9 +97,15 @@ def chunked_min_max(column, chunk_size: int = DEFAULT_CHUNK_SIZE):
 
 
 class _Axis:
-    """Bin edges along one axis and the exact value -> bin rule NumPy uses for them."""
+    """Bin edges along one axis and the exact value -> bin rule NumPy uses for them.
 
-    def __init__(self, edges: np.ndarray):
+    Values are compared in ``value_dtype``. When that is narrower than the edges (float32
+    detector coordinates against np.histogram2d's float64 edges), each edge is replaced by
+    the smallest float32 not below it: for a float32 ``v``, ``v >= edge`` holds exactly when
+    ``v >= ceil32(edge)``, so the result is NumPy's while the work stays in float32.
+    """
+
+    def __init__(self, edges: np.ndarray, value_dtype=None):
         edges = np.asarray(edges)
         if edges.ndim != 1 or edges.size < 2:
             raise ValueError("bin edges must be a 1-D array of at least two values")
@@ -107,34 +113,75 @@ class _Axis:
             raise ValueError("bin edges must increase monotonically")
         self.edges = edges
         self.n = edges.size - 1
-        span = float(edges[-1]) - float(edges[0])
+        work = np.dtype(value_dtype) if value_dtype is not None else edges.dtype
+        if work.kind != "f" or work.itemsize > edges.dtype.itemsize:
+            work = edges.dtype  # NumPy converts such values to the edges' dtype
+        self.work_dtype = work
+        thresholds = edges.astype(work)
+        upper = thresholds[-1]
+        if work.itemsize < edges.dtype.itemsize:
+            below = thresholds.astype(edges.dtype) < edges
+            thresholds[below] = np.nextafter(thresholds[below], work.type(np.inf))
+            if upper.astype(edges.dtype) > edges[-1]:
+                upper = np.nextafter(upper, work.type(-np.inf))
+        self.thresholds, self.lower, self.upper = thresholds, thresholds[0], upper
+        self._wide = None
+        self._next_edges = np.append(thresholds[1:-1], work.type(np.inf)) if self.n > 0 else thresholds
+        span = float(thresholds[-1]) - float(thresholds[0])
         self.scale = self.n / span if span > 0 else 0.0
         if not self.scale < 1e30:  # a (nearly) subnormal span: let the binary search handle it
             span = 0.0
         # Evenly spaced edges (up to rounding) take NumPy's fast path: estimate the bin
         # arithmetically, then correct by one against the edges. That is exact as long
         # as no edge is more than a fraction of a bin away from its ideal position.
-        ideal = np.linspace(float(edges[0]), float(edges[-1]), self.n + 1)
-        self.uniform = span > 0 and bool(np.all(np.abs(edges.astype(np.float64) - ideal) * self.scale < 0.25))
+        ideal = np.linspace(float(thresholds[0]), float(thresholds[-1]), self.n + 1)
+        self.uniform = span > 0 and bool(np.all(np.abs(thresholds.astype(np.float64) - ideal) * self.scale < 0.25))
+
+    def for_values(self, dtype) -> "_Axis":
+        """This axis, or a float64 twin when values of ``dtype`` would lose precision in it."""
+        if np.can_cast(dtype, self.work_dtype, casting="safe"):
+            return self
+        if self._wide is None:
+            self._wide = _Axis(self.edges.astype(np.float64), np.float64)
+        return self._wide
 
     def in_range(self, values: np.ndarray) -> np.ndarray:
         """Mask of values inside ``[edges[0], edges[-1]]`` (NaN is outside)."""
-        return (values >= self.edges[0]) & (values <= self.edges[-1])
+        return (values >= self.lower) & (values <= self.upper)
 
     def indices(self, values: np.ndarray) -> np.ndarray:
         """Bin index of every (in-range) value, with the last bin closed."""
-        edges, n = self.edges, self.n
+        edges, n = self.thresholds, self.n
         if not self.uniform:
             index = np.searchsorted(edges, values, side="right") - 1
             np.minimum(index, n - 1, out=index)
             return index
-        index = ((values - edges[0]) * self.scale).astype(np.intp)
+        estimate = values - edges[0]
+        estimate *= self.scale
+        index = estimate.astype(np.intp)
         np.minimum(index, n - 1, out=index)
         # The float estimate can be one bin off near an edge; compare with the edges
-        # themselves, exactly as np.histogram does.
+        # themselves, exactly as np.histogram does (the +inf after the last edge keeps
+        # the last bin closed).
         index -= values < edges[index]
-        index += (values >= edges[index + 1]) & (index != n - 1)
+        index += values >= self._next_edges[index]
         return index
+
+    def all_in_range(self, values: np.ndarray) -> bool:
+        """Whether every value is inside the edges (two cheap reductions; NaN fails)."""
+        return bool(values.size == 0 or (values.min() >= self.lower and values.max() <= self.upper))
+
+
+def _count(indices: list[np.ndarray], n_bins: int) -> np.ndarray:
+    """Counts per bin of the bin indices of all blocks, with one ``bincount`` per chunk.
+
+    One call per chunk rather than per block: with many bins (a 256 x 256 hit map) the
+    zeroing and adding of the count array would otherwise cost more than the binning.
+    """
+    if not indices:
+        return np.zeros(n_bins, dtype=np.int64)
+    flat = indices[0] if len(indices) == 1 else np.concatenate(indices)
+    return np.bincount(flat, minlength=n_bins).astype(np.int64, copy=False)
 
 
 def _values_in(values, dtype) -> np.ndarray:
@@ -210,16 +257,16 @@ class Histogram1D:
             if self.column is None:
                 raise TypeError("this Histogram1D has no column name; pass an array")
             data = data[self.column]
-        axis = self._axis
-        values = _values_in(data, axis.edges.dtype)
-        partial = np.zeros(axis.n, dtype=np.int64)
+        values = np.asarray(data)
+        axis = self._axis.for_values(values.dtype)
+        values = _values_in(values, axis.work_dtype)
+        indices = []
         for lo in range(0, values.size, _BLOCK):
             block = values[lo:lo + _BLOCK]
-            keep = axis.in_range(block)
-            if not keep.all():
-                block = block[keep]
-            if block.size:
-                partial += np.bincount(axis.indices(block), minlength=axis.n)
+            if not axis.all_in_range(block):
+                block = block[axis.in_range(block)]
+            indices.append(axis.indices(block))
+        partial = _count(indices, axis.n)
         with self._lock:
             self._counts += partial
             self._rows_seen += values.size
@@ -259,7 +306,7 @@ class Histogram2D:
         empty = np.empty(0, dtype=np.dtype(dtype))
         _, edges_x, edges_y = np.histogram2d(empty, empty, bins=bins, range=value_range)
         self.columns = columns
-        self._x, self._y = _Axis(edges_x), _Axis(edges_y)
+        self._x, self._y = _Axis(edges_x, dtype), _Axis(edges_y, dtype)
         self._counts = np.zeros((self._x.n, self._y.n), dtype=np.int64)
         self._lock = threading.Lock()
         self._rows_seen = 0
@@ -293,22 +340,23 @@ class Histogram2D:
             if self.columns is None:
                 raise TypeError("this Histogram2D has no column names; pass x and y arrays")
             x, y = x[self.columns[0]], x[self.columns[1]]
-        ax, ay = self._x, self._y
-        # np.histogram2d compares values with the (float64) edges in the common dtype.
-        work = np.result_type(np.asarray(x[:0]), ax.edges)
-        xv, yv = _values_in(x, work), _values_in(y, work)
+        x, y = np.asarray(x), np.asarray(y)
+        ax, ay = self._x.for_values(x.dtype), self._y.for_values(y.dtype)
+        xv, yv = _values_in(x, ax.work_dtype), _values_in(y, ay.work_dtype)
         if xv.size != yv.size:
             raise ValueError(f"x and y differ in length ({xv.size} and {yv.size})")
         ny = ay.n
-        partial = np.zeros(ax.n * ny, dtype=np.int64)
+        indices = []
         for lo in range(0, xv.size, _BLOCK):
             bx, by = xv[lo:lo + _BLOCK], yv[lo:lo + _BLOCK]
-            keep = ax.in_range(bx) & ay.in_range(by)
-            if not keep.all():
+            if not (ax.all_in_range(bx) and ay.all_in_range(by)):
+                keep = ax.in_range(bx) & ay.in_range(by)
                 bx, by = bx[keep], by[keep]
-            if bx.size:
-                flat = ax.indices(bx) * ny + ay.indices(by)
-                partial += np.bincount(flat, minlength=partial.size)
+            flat = ax.indices(bx)
+            flat *= ny
+            flat += ay.indices(by)
+            indices.append(flat)
+        partial = _count(indices, ax.n * ny)
         with self._lock:
             self._counts += partial.reshape(ax.n, ny)
             self._rows_seen += xv.size
@@ -366,12 +414,9 @@ def chunked_histogram2d(col_x, col_y, bins, value_range=None, chunk_size: int = 
     dtype = np.result_type(_column_dtype(col_x), _column_dtype(col_y))
     bins = _pair_of_bins(bins)
     if value_range is None and any(np.ndim(b) == 0 for b in bins):
-        ranges = []
-        for column in (col_x, col_y):
-            low, high = _finite_pair_min_max(col_x, col_y, column, chunk_size)
-            ranges.append((low, high))
-        probe_x = np.array(ranges[0], dtype=dtype)
-        probe_y = np.array(ranges[1], dtype=dtype)
+        # NumPy takes the range from the finite data's min and max (0..1 when empty).
+        probe_x, probe_y = (np.array(_finite_pair_min_max(col_x, col_y, column, chunk_size), dtype=dtype)
+                            for column in (col_x, col_y))
         _, edges_x, edges_y = np.histogram2d(probe_x, probe_y, bins=bins)
         bins = (edges_x, edges_y)
     hist = Histogram2D(bins, value_range, dtype=dtype)
@@ -391,9 +436,7 @@ def _finite_pair_min_max(col_x, col_y, column, chunk_size):
             lo, hi = values.min(), values.max()
             low = lo if low is None or lo < low else low
             high = hi if high is None or hi > high else high
-    if low is None:
-        return 0.0, 1.0  # as NumPy does for empty input
-    return low, high
+    return () if low is None else (low, high)
 
 
 def chunked_apply(table, fn: Callable[[dict], object], columns: Sequence[str] | None = None,

@@ -458,8 +458,10 @@ class LazyTable:
             hi = min(lo + chunk_size, stop)
             yield self._read_rows(wanted, lo, hi)
 
-    def _read_rows(self, names: Sequence[str], lo: int, hi: int) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
+    def _read_rows(self, names: Sequence[str], lo: int, hi: int, out: dict | None = None) -> dict[str, np.ndarray]:
+        """Rows ``lo:hi`` of ``names``, into the arrays of ``out`` when given (else new ones)."""
+        if out is None:
+            out = {name: np.empty(hi - lo, dtype=self._columns[name].dtype) for name in names}
         # Fields of one record file are extracted together, block by block (see
         # MappedRecords.read_fields_into); every other column is read in one call.
         by_store: dict[int, list[str]] = {}
@@ -468,12 +470,10 @@ class LazyTable:
             if isinstance(source, _FieldSource):
                 by_store.setdefault(id(source.store), []).append(name)
             else:
-                out[name] = source.read(slice(lo, hi))
+                out[name][...] = source.read(slice(lo, hi))
         for group in by_store.values():
             store = self._columns[group[0]]._source.store
-            arrays = [np.empty(hi - lo, dtype=self._columns[n].dtype) for n in group]
-            store.read_fields_into([self._columns[n]._source.field for n in group], arrays, lo, hi)
-            out.update(zip(group, arrays))
+            store.read_fields_into([self._columns[n]._source.field for n in group], [out[n] for n in group], lo, hi)
         return {name: out[name] for name in names}
 
     def to_dataframe(self, columns: Sequence[str] | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE) -> pd.DataFrame:
@@ -491,8 +491,7 @@ class LazyTable:
         buffers = {name: np.empty(n, dtype=self._columns[name].dtype) for name in wanted}
         for lo in range(0, n, chunk_size):
             hi = min(lo + chunk_size, n)
-            for name, values in self._read_rows(wanted, lo, hi).items():
-                buffers[name][lo:hi] = values
+            self._read_rows(wanted, lo, hi, out={name: buffers[name][lo:hi] for name in wanted})
         # copy=False keeps pandas from consolidating the columns into a second copy.
         return pd.DataFrame(buffers, copy=False)
 
