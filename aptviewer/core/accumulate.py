@@ -196,7 +196,37 @@ def _histogram_edges(bins, value_range, dtype) -> np.ndarray:
     return np.histogram_bin_edges(np.empty(0, dtype=dtype), bins=bins, range=value_range)
 
 
-class Histogram1D:
+class _CountingAccumulator:
+    """Counts owned by the accumulator, added to in place under a lock, read as copies."""
+
+    def _init_counts(self, shape) -> None:
+        self._counts = np.zeros(shape, dtype=np.int64)
+        self._lock = threading.Lock()
+        self._rows_seen = 0
+
+    @property
+    def counts(self) -> np.ndarray:
+        """A copy of the counts so far (int64)."""
+        with self._lock:
+            return self._counts.copy()
+
+    @property
+    def rows_seen(self) -> int:
+        """How many values (finite or not) have been offered to ``update``."""
+        return self._rows_seen
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts[:] = 0
+            self._rows_seen = 0
+
+    def _add(self, partial: np.ndarray, rows: int) -> None:
+        with self._lock:
+            self._counts += partial.reshape(self._counts.shape)
+            self._rows_seen += rows
+
+
+class Histogram1D(_CountingAccumulator):
     """A 1-D histogram that grows chunk by chunk and equals ``np.histogram``.
 
     Parameters
@@ -218,9 +248,7 @@ class Histogram1D:
                              "(chunked_histogram finds the range for you)")
         self.column = column
         self._axis = _Axis(_histogram_edges(bins, value_range, np.dtype(dtype)))
-        self._counts = np.zeros(self._axis.n, dtype=np.int64)
-        self._lock = threading.Lock()
-        self._rows_seen = 0
+        self._init_counts(self._axis.n)
 
     @property
     def edges(self) -> np.ndarray:
@@ -231,25 +259,9 @@ class Histogram1D:
         edges = self._axis.edges.astype(np.float64)
         return (edges[:-1] + edges[1:]) / 2
 
-    @property
-    def counts(self) -> np.ndarray:
-        """A copy of the counts so far (int64)."""
-        with self._lock:
-            return self._counts.copy()
-
-    @property
-    def rows_seen(self) -> int:
-        """How many values (finite or not) have been offered to :meth:`update`."""
-        return self._rows_seen
-
     def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
         """``(counts, edges)`` copies, safe to hand to another thread."""
         return self.counts, self.edges
-
-    def reset(self) -> None:
-        with self._lock:
-            self._counts[:] = 0
-            self._rows_seen = 0
 
     def update(self, data) -> "Histogram1D":
         """Add a chunk of values (an array, or a chunk dict/DataFrame with ``column``)."""
@@ -267,9 +279,7 @@ class Histogram1D:
                 block = block[axis.in_range(block)]
             indices.append(axis.indices(block))
         partial = _count(indices, axis.n)
-        with self._lock:
-            self._counts += partial
-            self._rows_seen += values.size
+        self._add(partial, values.size)
         return self
 
 
@@ -284,7 +294,7 @@ def _pair_of_bins(bins):
     return tuple(bins)
 
 
-class Histogram2D:
+class Histogram2D(_CountingAccumulator):
     """A 2-D histogram that grows chunk by chunk and equals ``np.histogram2d``.
 
     Parameters
@@ -307,32 +317,15 @@ class Histogram2D:
         _, edges_x, edges_y = np.histogram2d(empty, empty, bins=bins, range=value_range)
         self.columns = columns
         self._x, self._y = _Axis(edges_x, dtype), _Axis(edges_y, dtype)
-        self._counts = np.zeros((self._x.n, self._y.n), dtype=np.int64)
-        self._lock = threading.Lock()
-        self._rows_seen = 0
+        self._init_counts((self._x.n, self._y.n))
 
     @property
     def edges(self) -> tuple[np.ndarray, np.ndarray]:
         return self._x.edges.copy(), self._y.edges.copy()
 
-    @property
-    def counts(self) -> np.ndarray:
-        """A copy of the counts so far, shape ``(nx, ny)`` (int64)."""
-        with self._lock:
-            return self._counts.copy()
-
-    @property
-    def rows_seen(self) -> int:
-        return self._rows_seen
-
     def snapshot(self):
-        """``(counts, edges_x, edges_y)`` copies."""
+        """``(counts, edges_x, edges_y)`` copies; counts have shape ``(nx, ny)``."""
         return (self.counts, *self.edges)
-
-    def reset(self) -> None:
-        with self._lock:
-            self._counts[:] = 0
-            self._rows_seen = 0
 
     def update(self, x, y=None) -> "Histogram2D":
         """Add a chunk of ``(x, y)`` pairs (or a chunk dict/DataFrame with ``columns``)."""
@@ -357,9 +350,7 @@ class Histogram2D:
             flat += ay.indices(by)
             indices.append(flat)
         partial = _count(indices, ax.n * ny)
-        with self._lock:
-            self._counts += partial.reshape(ax.n, ny)
-            self._rows_seen += xv.size
+        self._add(partial, xv.size)
         return self
 
 

@@ -364,44 +364,46 @@ def _old_layout(raw: LazyTable) -> bool:
     return all(f"dld/{n}" in raw and raw[f"dld/{n}"].dtype.kind in "iu" for n in ("t", "x", "y"))
 
 
+def _group_table(raw: LazyTable, group: str, spec: dict, optional, length: int, attrs: dict,
+                 transforms: dict | None = None) -> LazyTable:
+    """pyccapt's named columns of one group: the first candidate dataset found for each.
+
+    A missing optional dataset reads as zeros; ``transforms`` converts columns on read.
+    """
+    store = raw._stores[0]
+    columns: dict[str, LazyColumn] = {}
+    for column, candidates in spec.items():
+        source = next((raw[f"{group}/{c}"]._source for c in candidates if f"{group}/{c}" in raw), None)
+        if source is None:
+            if column not in optional:
+                raise DataFormatError(raw.path, f"the /{group} group lacks '{candidates[0]}' (needed for '{column}')")
+            source = _ConstantSource(length, 0.0, np.float64, store=store)
+        if transforms and column in transforms:
+            source = _TransformedSource(source, transforms[column], np.float64)
+        columns[column] = LazyColumn(source, column)
+    return LazyTable(columns, path=raw.path, format="pyccapt-raw", stores=raw._stores, attrs=attrs)
+
+
+def _old_detector_cm(bins: np.ndarray) -> np.ndarray:
+    return (bins.astype(np.float64) - _OLD_DET_CENTER) * _OLD_DET_CM_PER_BIN
+
+
 def _dld_table(raw: LazyTable) -> LazyTable:
     first = next((raw[f"dld/{n}"] for n in ("t", "high_voltage", "x") if f"dld/{n}" in raw), None)
     if first is None:
         raise DataFormatError(raw.path, "the /dld group has no t, x, y or high_voltage datasets")
-    length = len(first)
-    store = first._source.store
     old = _old_layout(raw)
-    columns: dict[str, LazyColumn] = {}
-    for column, candidates in DLD_COLUMNS.items():
-        source = next((raw[f"dld/{c}"]._source for c in candidates if f"dld/{c}" in raw), None)
-        if source is None:
-            if column not in DLD_OPTIONAL:
-                raise DataFormatError(raw.path, f"the /dld group lacks '{candidates[0]}' (needed for '{column}')")
-            source = _ConstantSource(length, 0.0, np.float64, store=store)
-        if old and column == "t (ns)":
-            source = _TransformedSource(source, lambda v: v * _OLD_TDC_BIN_NS, np.float64)
-        elif old and column in ("x_det (cm)", "y_det (cm)"):
-            source = _TransformedSource(source, lambda v: (v.astype(np.float64) - _OLD_DET_CENTER)
-                                        * _OLD_DET_CM_PER_BIN, np.float64)
-        columns[column] = LazyColumn(source, column)
-    return LazyTable(columns, path=raw.path, format="pyccapt-raw", stores=raw._stores,
-                     attrs={"group": "dld", "old_layout": old})
+    transforms = {"t (ns)": lambda bins: bins * _OLD_TDC_BIN_NS,
+                  "x_det (cm)": _old_detector_cm, "y_det (cm)": _old_detector_cm} if old else None
+    return _group_table(raw, "dld", DLD_COLUMNS, DLD_OPTIONAL, len(first),
+                        {"group": "dld", "old_layout": old}, transforms)
 
 
 def _tdc_table(raw: LazyTable, mode: str) -> LazyTable:
     if "tdc/channel" not in raw:
         raise DataFormatError(raw.path, "the /tdc group has no 'channel' dataset")
-    length = len(raw["tdc/channel"])
-    columns: dict[str, LazyColumn] = {}
-    for column, candidates in TDC_COLUMNS.items():
-        source = next((raw[f"tdc/{c}"]._source for c in candidates if f"tdc/{c}" in raw), None)
-        if source is None:
-            if column not in TDC_OPTIONAL:
-                raise DataFormatError(raw.path, f"the /tdc group lacks '{candidates[0]}' (needed for '{column}')")
-            source = _ConstantSource(length, 0.0, np.float64, store=raw["tdc/channel"]._source.store)
-        columns[column] = LazyColumn(source, column)
-    return LazyTable(columns, path=raw.path, format="pyccapt-raw", stores=raw._stores,
-                     attrs={"group": "tdc", "extract_mode": mode})
+    return _group_table(raw, "tdc", TDC_COLUMNS, TDC_OPTIONAL, len(raw["tdc/channel"]),
+                        {"group": "tdc", "extract_mode": mode})
 
 
 def fetch_dataset_from_dld_grp(path, extract_mode: str = "dld", lazy: bool = False):
