@@ -128,14 +128,22 @@ class _Axis:
         self._wide = None
         self._next_edges = np.append(thresholds[1:-1], work.type(np.inf)) if self.n > 0 else thresholds
         span = float(thresholds[-1]) - float(thresholds[0])
-        self.scale = self.n / span if span > 0 else 0.0
-        if not self.scale < 1e30:  # a (nearly) subnormal span: let the binary search handle it
-            span = 0.0
-        # Evenly spaced edges (up to rounding) take NumPy's fast path: estimate the bin
-        # arithmetically, then correct by one against the edges. That is exact as long
-        # as no edge is more than a fraction of a bin away from its ideal position.
-        ideal = np.linspace(float(thresholds[0]), float(thresholds[-1]), self.n + 1)
-        self.uniform = span > 0 and bool(np.all(np.abs(thresholds.astype(np.float64) - ideal) * self.scale < 0.25))
+        scale = self.n / span if span > 0 else 0.0
+        self.uniform = False
+        if 0 < scale < 1e30:  # (a nearly subnormal span goes to the binary search)
+            # Evenly spaced edges take a fast path: an arithmetic estimate of the bin that is
+            # never too high and at most one too low, then one comparison with the next
+            # edge. The estimate is biased down by ``delta`` bins, which bounds the edges'
+            # deviation from even spacing plus the rounding of the arithmetic.
+            ideal = np.linspace(float(thresholds[0]), float(thresholds[-1]), self.n + 1)
+            deviation = float(np.max(np.abs(thresholds.astype(np.float64) - ideal))) * scale
+            eps = float(np.finfo(work).eps)
+            delta = deviation + 8 * eps * (self.n + abs(float(thresholds[0])) * scale + 1)
+            if delta <= 0.25:
+                self.uniform = True
+                self._base = work.type(float(thresholds[0]) + delta / scale)
+                self._scale = work.type(scale)
+        self.scale = scale
 
     def for_values(self, dtype) -> "_Axis":
         """This axis, or a float64 twin when values of ``dtype`` would lose precision in it."""
@@ -156,14 +164,13 @@ class _Axis:
             index = np.searchsorted(edges, values, side="right") - 1
             np.minimum(index, n - 1, out=index)
             return index
-        estimate = values - edges[0]
-        estimate *= self.scale
-        index = estimate.astype(np.intp)
+        estimate = values - self._base
+        estimate *= self._scale
+        index = estimate.astype(np.intp)  # truncation: estimates in (-1, 0) give bin 0
         np.minimum(index, n - 1, out=index)
-        # The float estimate can be one bin off near an edge; compare with the edges
-        # themselves, exactly as np.histogram does (the +inf after the last edge keeps
-        # the last bin closed).
-        index -= values < edges[index]
+        # The estimate is the right bin or the one below: compare with the next edge
+        # itself, exactly as np.histogram does (+inf after the last edge keeps the last
+        # bin closed).
         index += values >= self._next_edges[index]
         return index
 

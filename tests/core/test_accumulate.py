@@ -191,3 +191,29 @@ def test_chunked_apply_yields_one_result_per_chunk(demo_epos, demo_records):
     assert sum(sums) == demo_records["ipp"].astype(np.float64).sum()
     frame = pd.DataFrame({"a": np.arange(10)})
     assert list(chunked_apply(frame, lambda c: len(c["a"]), chunk_size=4)) == [4, 4, 2]
+
+
+@settings(max_examples=120, deadline=None)
+@given(dtype=dtypes, bins=st.integers(1, 3000), low=st.floats(-1e4, 1e4), width=st.floats(1e-3, 1e5),
+       chunk=st.integers(1, 5000))
+def test_values_at_and_next_to_every_edge(dtype, bins, low, width, chunk):
+    # The hardest inputs for the arithmetic fast path: each edge and its float neighbours.
+    value_range = (low, low + width)
+    try:
+        edges = np.histogram_bin_edges(np.empty(0, dtype=dtype), bins, value_range)
+    except ValueError:
+        return  # a range NumPy itself cannot bin (tested above)
+    probe = edges.astype(dtype)
+    values = np.concatenate([probe, np.nextafter(probe, dtype(np.inf)), np.nextafter(probe, dtype(-np.inf))])
+    counts, got_edges = chunked_histogram(values, bins, value_range, chunk_size=chunk)
+    ref_counts, _ = np.histogram(values, bins, value_range)
+    np.testing.assert_array_equal(counts, ref_counts)
+    # As a detector map: np.histogram2d's edges are float64 whatever the data's dtype.
+    shape = (bins % 300 + 1, 7)
+    _, edges_x, _ = np.histogram2d(np.empty(0), np.empty(0), shape, (value_range, value_range))
+    near = edges_x.astype(dtype)
+    x = np.concatenate([near, np.nextafter(near, dtype(np.inf)), np.nextafter(near, dtype(-np.inf))])
+    y = np.random.default_rng(bins).permutation(x)
+    counts2, *_ = chunked_histogram2d(x, y, shape, (value_range, value_range), chunk_size=chunk)
+    ref2, *_ = np.histogram2d(x, y, shape, (value_range, value_range))
+    np.testing.assert_array_equal(counts2, ref2)
