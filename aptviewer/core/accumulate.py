@@ -21,8 +21,10 @@ import pandas as pd
 
 from .lazy import DEFAULT_CHUNK_SIZE, LazyColumn, LazyTable, _check_chunk_size
 
-# Values binned per inner step: keeps the temporaries in the CPU cache (NumPy uses 65536).
-_BLOCK = 1 << 16
+# Values binned per inner step: keeps the temporaries in the CPU's L2 cache.
+_BLOCK = 1 << 14
+# Bin indices counted per bincount call (see _BinCounter).
+_COUNT_SPAN = 1 << 18
 
 
 def iter_column_chunks(column, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[np.ndarray]:
@@ -157,38 +159,58 @@ class _Axis:
         """Mask of values inside ``[edges[0], edges[-1]]`` (NaN is outside)."""
         return (values >= self.lower) & (values <= self.upper)
 
-    def indices(self, values: np.ndarray) -> np.ndarray:
-        """Bin index of every (in-range) value, with the last bin closed."""
+    def indices(self, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Bin index of every (in-range) value, with the last bin closed, into ``out`` (intp)."""
         edges, n = self.thresholds, self.n
+        if out is None:
+            out = np.empty(values.shape, dtype=np.intp)
         if not self.uniform:
-            index = np.searchsorted(edges, values, side="right") - 1
-            np.minimum(index, n - 1, out=index)
-            return index
+            out[...] = np.searchsorted(edges, values, side="right")
+            out -= 1
+            np.minimum(out, n - 1, out=out)
+            return out
         estimate = values - self._base
         estimate *= self._scale
-        index = estimate.astype(np.intp)  # truncation: estimates in (-1, 0) give bin 0
-        np.minimum(index, n - 1, out=index)
+        np.copyto(out, estimate, casting="unsafe")  # truncation: estimates in (-1, 0) give bin 0
+        np.minimum(out, n - 1, out=out)
         # The estimate is the right bin or the one below: compare with the next edge
         # itself, exactly as np.histogram does (+inf after the last edge keeps the last
         # bin closed).
-        index += values >= self._next_edges[index]
-        return index
+        out += values >= self._next_edges[out]
+        return out
 
     def all_in_range(self, values: np.ndarray) -> bool:
         """Whether every value is inside the edges (two cheap reductions; NaN fails)."""
         return bool(values.size == 0 or (values.min() >= self.lower and values.max() <= self.upper))
 
 
-def _count(indices: list[np.ndarray], n_bins: int) -> np.ndarray:
-    """Counts per bin of the bin indices of all blocks, with one ``bincount`` per chunk.
+class _BinCounter:
+    """Counts bin indices, gathered into a reused buffer and counted ``_COUNT_SPAN`` at a time.
 
-    One call per chunk rather than per block: with many bins (a 256 x 256 hit map) the
-    zeroing and adding of the count array would otherwise cost more than the binning.
+    Blocks are binned in small, cache-sized pieces, but counted in larger ones: with many
+    bins (a 256 x 256 hit map) zeroing and adding a count array per block would cost more
+    than the binning itself.
     """
-    if not indices:
-        return np.zeros(n_bins, dtype=np.int64)
-    flat = indices[0] if len(indices) == 1 else np.concatenate(indices)
-    return np.bincount(flat, minlength=n_bins).astype(np.int64, copy=False)
+
+    def __init__(self, n_bins: int, n_values: int):
+        self.n_bins = n_bins
+        self.counts = np.zeros(n_bins, dtype=np.int64)
+        self._buffer = np.empty(min(n_values, _COUNT_SPAN), dtype=np.intp)
+        self._filled = 0
+
+    def slot(self, size: int) -> np.ndarray:
+        """A view of ``size`` free places in the buffer, to write bin indices into."""
+        if self._filled + size > self._buffer.size:
+            self.flush()
+        view = self._buffer[self._filled:self._filled + size]
+        self._filled += size
+        return view
+
+    def flush(self) -> np.ndarray:
+        if self._filled:
+            self.counts += np.bincount(self._buffer[:self._filled], minlength=self.n_bins)
+            self._filled = 0
+        return self.counts
 
 
 def _values_in(values, dtype) -> np.ndarray:
@@ -279,14 +301,13 @@ class Histogram1D(_CountingAccumulator):
         values = np.asarray(data)
         axis = self._axis.for_values(values.dtype)
         values = _values_in(values, axis.work_dtype)
-        indices = []
+        counter = _BinCounter(axis.n, values.size)
         for lo in range(0, values.size, _BLOCK):
             block = values[lo:lo + _BLOCK]
             if not axis.all_in_range(block):
                 block = block[axis.in_range(block)]
-            indices.append(axis.indices(block))
-        partial = _count(indices, axis.n)
-        self._add(partial, values.size)
+            axis.indices(block, out=counter.slot(block.size))
+        self._add(counter.flush(), values.size)
         return self
 
 
@@ -346,18 +367,16 @@ class Histogram2D(_CountingAccumulator):
         if xv.size != yv.size:
             raise ValueError(f"x and y differ in length ({xv.size} and {yv.size})")
         ny = ay.n
-        indices = []
+        counter = _BinCounter(ax.n * ny, xv.size)
         for lo in range(0, xv.size, _BLOCK):
             bx, by = xv[lo:lo + _BLOCK], yv[lo:lo + _BLOCK]
             if not (ax.all_in_range(bx) and ay.all_in_range(by)):
                 keep = ax.in_range(bx) & ay.in_range(by)
                 bx, by = bx[keep], by[keep]
-            flat = ax.indices(bx)
+            flat = ax.indices(bx, out=counter.slot(bx.size))
             flat *= ny
             flat += ay.indices(by)
-            indices.append(flat)
-        partial = _count(indices, ax.n * ny)
-        self._add(partial, xv.size)
+        self._add(counter.flush(), xv.size)
         return self
 
 
@@ -418,15 +437,24 @@ def chunked_histogram2d(col_x, col_y, bins, value_range=None, chunk_size: int = 
         _, edges_x, edges_y = np.histogram2d(probe_x, probe_y, bins=bins)
         bins = (edges_x, edges_y)
     hist = Histogram2D(bins, value_range, dtype=dtype)
-    for chunk_x, chunk_y in zip(iter_column_chunks(col_x, chunk_size), iter_column_chunks(col_y, chunk_size)):
+    for chunk_x, chunk_y in _iter_pairs(col_x, col_y, chunk_size):
         hist.update(chunk_x, chunk_y)
     return hist.counts.astype(np.float64), *hist.edges
+
+
+def _iter_pairs(col_x, col_y, chunk_size):
+    """Chunks of two columns side by side; two fields of one EPOS are read in one pass."""
+    if isinstance(col_x, LazyColumn) and isinstance(col_y, LazyColumn):
+        for chunk in LazyTable({"x": col_x, "y": col_y}).iter_chunks(chunk_size=chunk_size):
+            yield chunk["x"], chunk["y"]
+    else:
+        yield from zip(iter_column_chunks(col_x, chunk_size), iter_column_chunks(col_y, chunk_size))
 
 
 def _finite_pair_min_max(col_x, col_y, column, chunk_size):
     """Min and max of ``column`` over the rows where both x and y are finite."""
     low = high = None
-    for cx, cy in zip(iter_column_chunks(col_x, chunk_size), iter_column_chunks(col_y, chunk_size)):
+    for cx, cy in _iter_pairs(col_x, col_y, chunk_size):
         values = cx if column is col_x else cy
         mask = np.isfinite(cx) & np.isfinite(cy)
         values = values[mask]
