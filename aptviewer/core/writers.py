@@ -39,6 +39,12 @@ def check_free_space(target, needed_bytes: int) -> None:
         )
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _same_file(a, b) -> bool:
     try:
         return os.path.samefile(a, b)
@@ -67,6 +73,8 @@ def atomic_output(path, *, inputs=()):
     temp = Path(temp_name)
     try:
         yield temp
+        # mkstemp makes the file private (0600); give the output the usual permissions.
+        os.chmod(temp, 0o666 & ~_current_umask())
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +11,12 @@ import pytest
 from aptviewer.core import InsufficientDiskSpaceError, atomic_output, check_free_space, open_epos, write_epos
 from aptviewer.core import writers
 from aptviewer.core.readers import EPOS_COLUMNS
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _leftovers(folder):
@@ -21,6 +29,7 @@ def test_atomic_output_renames_only_on_success(tmp_path):
         temp.write_bytes(b"abc")
         assert not target.exists()
     assert target.read_bytes() == b"abc"
+    assert target.stat().st_mode & 0o777 == 0o666 & ~_umask()  # not the temp file's private 0600
     with pytest.raises(RuntimeError, match="boom"):
         with atomic_output(target) as temp:
             temp.write_bytes(b"half")
