@@ -39,10 +39,13 @@ def check_free_space(target, needed_bytes: int) -> None:
         )
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it; done once, at import
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
 
 
 def _same_file(a, b) -> bool:
@@ -74,7 +77,7 @@ def atomic_output(path, *, inputs=()):
     try:
         yield temp
         # mkstemp makes the file private (0600); give the output the usual permissions.
-        os.chmod(temp, 0o666 & ~_current_umask())
+        os.chmod(temp, 0o666 & ~_UMASK)
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(OSError):
