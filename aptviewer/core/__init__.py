@@ -15,6 +15,12 @@ from .accumulate import (
     iter_column_chunks,
     iter_table_chunks,
 )
+from .diagnostics import (
+    DRIFT_COLUMNS,
+    compute_tof_segment_drift,
+    normalize_signal_windows,
+    summarize_processed_dataset,
+)
 from .errors import (
     AptViewerError,
     DataFormatError,
@@ -57,4 +63,5 @@ __all__ = [
     "Histogram1D", "Histogram2D", "chunked_apply", "chunked_histogram", "chunked_histogram2d",
     "chunked_min_max", "iter_column_chunks", "iter_table_chunks",
     "DatasetOverview", "OverviewAccumulator", "processed_dataset_overview", "is_cancelled", "raise_if_cancelled",
+    "DRIFT_COLUMNS", "compute_tof_segment_drift", "normalize_signal_windows", "summarize_processed_dataset",
 ]
