@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .lazy import DEFAULT_CHUNK_SIZE, LazyColumn, LazyTable, _check_chunk_size
+from .lazy import DEFAULT_CHUNK_SIZE, LazyColumn, LazyTable, _check_chunk_size, map_row_ranges
 
 # Values binned per inner step: keeps the temporaries in the CPU's L2 cache.
 _BLOCK = 1 << 14
@@ -59,6 +59,28 @@ def iter_table_chunks(source, columns: Sequence[str] | None = None,
         yield {name: a[lo:lo + chunk_size] for name, a in arrays.items()}
 
 
+def _chunk_reader(*columns):
+    """``(n_rows, read)`` where ``read(lo, hi)`` returns rows lo:hi of each column (a tuple)."""
+    if all(isinstance(c, LazyColumn) for c in columns) and len(columns) > 1:
+        # Fields of one record file are extracted in one pass (LazyTable groups them).
+        table = LazyTable({str(i): c for i, c in enumerate(columns)})
+        names = [str(i) for i in range(len(columns))]
+        return min(len(c) for c in columns), lambda lo, hi: tuple(table._read_rows(names, lo, hi).values())
+    arrays = [c if isinstance(c, LazyColumn) else _as_1d(c) for c in columns]
+    return min(len(a) for a in arrays), lambda lo, hi: tuple(a[lo:hi] for a in arrays)
+
+
+def _as_1d(column) -> np.ndarray:
+    values = column.to_numpy() if isinstance(column, pd.Series) else np.asarray(column)
+    return values if values.ndim == 1 else values.reshape(-1)
+
+
+def _map_chunks(task, columns, chunk_size: int) -> list:
+    """``[task(*chunk) for chunk of columns]``, run on a few threads, in chunk order."""
+    n, read = _chunk_reader(*columns)
+    return map_row_ranges(lambda lo, hi: task(*read(lo, hi)), n, chunk_size)
+
+
 def _finite(values: np.ndarray) -> np.ndarray:
     if values.dtype.kind in "iub":
         return values
@@ -78,14 +100,13 @@ def chunked_min_max(column, chunk_size: int = DEFAULT_CHUNK_SIZE):
     ValueError
         If the column is empty or has no finite value.
     """
-    low = high = None
-    for chunk in iter_column_chunks(column, chunk_size):
+    def extrema(chunk):
         finite = _finite(chunk)
-        if finite.size == 0:
-            continue
-        lo, hi = finite.min(), finite.max()
-        low = lo if low is None or lo < low else low
-        high = hi if high is None or hi > high else high
+        return (finite.min(), finite.max()) if finite.size else None
+
+    found = [pair for pair in _map_chunks(extrema, [column], chunk_size) if pair is not None]
+    low = min((pair[0] for pair in found), default=None)
+    high = max((pair[1] for pair in found), default=None)
     if low is None:
         name = getattr(column, "name", None)
         label = f"column '{name}'" if name else "the column"
@@ -412,8 +433,7 @@ def chunked_histogram(column, bins, value_range=None, chunk_size: int = DEFAULT_
             edges = _histogram_edges(bins, None, dtype)  # no finite value: NumPy uses (0, 1)
         bins, value_range = edges, None
     hist = Histogram1D(bins, value_range, dtype=dtype)
-    for chunk in iter_column_chunks(column, chunk_size):
-        hist.update(chunk)
+    _map_chunks(hist.update, [column], chunk_size)
     return hist.counts, hist.edges
 
 
@@ -432,37 +452,31 @@ def chunked_histogram2d(col_x, col_y, bins, value_range=None, chunk_size: int = 
     bins = _pair_of_bins(bins)
     if value_range is None and any(np.ndim(b) == 0 for b in bins):
         # NumPy takes the range from the finite data's min and max (0..1 when empty).
-        probe_x, probe_y = (np.array(_finite_pair_min_max(col_x, col_y, column, chunk_size), dtype=dtype)
-                            for column in (col_x, col_y))
+        probe_x, probe_y = (np.array(r, dtype=dtype) for r in _finite_pair_ranges(col_x, col_y, chunk_size))
         _, edges_x, edges_y = np.histogram2d(probe_x, probe_y, bins=bins)
         bins = (edges_x, edges_y)
     hist = Histogram2D(bins, value_range, dtype=dtype)
-    for chunk_x, chunk_y in _iter_pairs(col_x, col_y, chunk_size):
-        hist.update(chunk_x, chunk_y)
+    _map_chunks(hist.update, [col_x, col_y], chunk_size)
     return hist.counts.astype(np.float64), *hist.edges
 
 
-def _iter_pairs(col_x, col_y, chunk_size):
-    """Chunks of two columns side by side; two fields of one EPOS are read in one pass."""
-    if isinstance(col_x, LazyColumn) and isinstance(col_y, LazyColumn):
-        for chunk in LazyTable({"x": col_x, "y": col_y}).iter_chunks(chunk_size=chunk_size):
-            yield chunk["x"], chunk["y"]
-    else:
-        yield from zip(iter_column_chunks(col_x, chunk_size), iter_column_chunks(col_y, chunk_size))
+def _finite_pair_ranges(col_x, col_y, chunk_size):
+    """``((xmin, xmax), (ymin, ymax))`` over the rows where x and y are both finite (one pass).
 
-
-def _finite_pair_min_max(col_x, col_y, column, chunk_size):
-    """Min and max of ``column`` over the rows where both x and y are finite."""
-    low = high = None
-    for cx, cy in _iter_pairs(col_x, col_y, chunk_size):
-        values = cx if column is col_x else cy
+    Empty tuples when there is no such row (NumPy then bins over 0..1).
+    """
+    def extrema(cx, cy):
         mask = np.isfinite(cx) & np.isfinite(cy)
-        values = values[mask]
-        if values.size:
-            lo, hi = values.min(), values.max()
-            low = lo if low is None or lo < low else low
-            high = hi if high is None or hi > high else high
-    return () if low is None else (low, high)
+        if not mask.any():
+            return None
+        x, y = (cx, cy) if mask.all() else (cx[mask], cy[mask])
+        return x.min(), x.max(), y.min(), y.max()
+
+    found = [e for e in _map_chunks(extrema, [col_x, col_y], chunk_size) if e is not None]
+    if not found:
+        return (), ()
+    return ((min(e[0] for e in found), max(e[1] for e in found)),
+            (min(e[2] for e in found), max(e[3] for e in found)))
 
 
 def chunked_apply(table, fn: Callable[[dict], object], columns: Sequence[str] | None = None,
