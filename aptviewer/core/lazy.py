@@ -514,12 +514,27 @@ class LazyTable:
             store.read_fields_into([self._columns[n]._source.field for n in group], [out[n] for n in group], lo, hi)
         return {name: out[name] for name in names}
 
-    def to_dataframe(self, columns: Sequence[str] | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE) -> pd.DataFrame:
+    def to_dataframe(self, columns: Sequence[str] | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE, *,
+                     progress_callback=None, cancel=None) -> pd.DataFrame:
         """Materialise the table as a DataFrame, filling preallocated columns chunk by chunk.
 
-        Peak memory is the final frame plus one chunk. Columns of different lengths
-        (pyccapt-raw groups) are padded with NaN by pandas.
+        Peak memory is the final frame plus one chunk per thread. Columns of different
+        lengths (pyccapt-raw groups) are padded with NaN by pandas.
+
+        Parameters
+        ----------
+        columns : sequence of str, optional
+            Columns to read (all by default).
+        chunk_size : int
+            Rows copied at a time.
+        progress_callback : callable, optional
+            ``progress_callback(rows_done, rows_total)`` after each chunk.
+        cancel : callable or threading.Event, optional
+            Checked before each chunk; raises :class:`OperationCancelled` (the partial
+            frame is dropped).
         """
+        from .progress import raise_if_cancelled, report_progress
+
         chunk_size = _check_chunk_size(chunk_size)
         wanted = self._select(columns)
         lengths = {name: len(self._columns[name]) for name in wanted}
@@ -527,8 +542,17 @@ class LazyTable:
             return pd.DataFrame({name: pd.Series(self._columns[name].to_numpy()) for name in wanted})
         n = next(iter(lengths.values()), 0)
         buffers = {name: _empty_column(n, self._columns[name].dtype) for name in wanted}
-        map_row_ranges(lambda lo, hi: self._read_rows(wanted, lo, hi, out={name: buffers[name][lo:hi]
-                                                                           for name in wanted}), n, chunk_size)
+        done = [0]
+        lock = threading.Lock()
+
+        def fill(lo, hi):
+            raise_if_cancelled(cancel, str(self.path or "table"))
+            self._read_rows(wanted, lo, hi, out={name: buffers[name][lo:hi] for name in wanted})
+            with lock:
+                done[0] += hi - lo
+                report_progress(progress_callback, done[0], n)
+
+        map_row_ranges(fill, n, chunk_size)
         # copy=False keeps pandas from consolidating the columns into a second copy.
         return pd.DataFrame(buffers, copy=False)
 

@@ -134,3 +134,19 @@ def test_context_manager_closes(demo_epos):
     with open_epos(demo_epos) as table:
         pass
     assert table.closed
+
+
+def test_to_dataframe_reports_progress_and_can_be_cancelled(demo_epos):
+    import threading
+
+    from aptviewer.core import OperationCancelled
+
+    seen = []
+    with open_epos(demo_epos) as table:
+        frame = table.to_dataframe(chunk_size=7000, progress_callback=lambda done, total: seen.append((done, total)))
+        assert len(frame) == table.n_rows
+        assert sorted(seen)[-1] == (table.n_rows, table.n_rows) and len(seen) == 5
+        stop = threading.Event()
+        stop.set()
+        with pytest.raises(OperationCancelled, match="cancelled"):
+            table.to_dataframe(chunk_size=7000, cancel=stop)
