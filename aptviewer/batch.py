@@ -1,52 +1,439 @@
-"""Headless batch mode: ``aptviewer --batch PATH [PATH ...]``. Never imports Qt."""
+"""Headless batch mode: ``aptviewer --batch PATH [PATH ...]``. Never imports Qt.
+
+Without ``--instrument`` every data file gets a short summary (format, rows, columns and
+the range of its main columns). With ``--instrument KEY`` every EPOS file is
+reflectron-corrected into ``<stem>_corrected.h5`` (and ``<stem>_corrected.epos`` with
+``--save-epos``), beside the input or under ``--output-dir``. One bad file is reported and
+the rest go on; a closing table lists what was done, skipped and failed.
+
+Exit codes: 0 when every file succeeded (or was skipped), 1 when any failed, 2 for usage
+errors, 130 after Ctrl-C (which stops the running file within one chunk, leaving no
+partial output).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import signal
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .core import DEFAULT_CHUNK_SIZE, chunked_min_max, open_any
+from .core import DEFAULT_CHUNK_SIZE, OperationCancelled, chunked_min_max, open_any
+from .core.progress import is_cancelled, raise_if_cancelled
 from .core.roles import find_roles
 
 logger = logging.getLogger(__name__)
 
 DATA_SUFFIXES = (".epos", ".pos", ".h5", ".hdf5")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+#: Suffix of every output stem: ``run.epos`` -> ``run_corrected.h5``.
+OUTPUT_SUFFIX = "_corrected"
 
 
-def iter_input_files(paths, recursive: bool = False):
-    """Data files named by ``paths`` (files as given; folders scanned for data files)."""
+# ---------------------------------------------------------------------------------------
+# Finding the inputs
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """A file to process and, when it was found in a folder PATH, that folder."""
+
+    path: Path
+    root: Path | None = None
+
+
+def collect_inputs(paths, recursive: bool = False, suffixes: Sequence[str] = DATA_SUFFIXES) -> list[InputFile]:
+    """The files named by ``paths``: files as given, folders scanned for ``suffixes``.
+
+    Each file is listed once (the first time it is named). Missing paths are kept, so
+    that processing them reports the error.
+    """
+    seen: set[Path] = set()
+    found: list[InputFile] = []
+
+    def add(item: InputFile) -> None:
+        key = item.path.resolve()
+        if key not in seen:
+            seen.add(key)
+            found.append(item)
+
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
-            yield from sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in DATA_SUFFIXES)
+            for child in sorted(path.glob(pattern)):
+                if child.is_file() and child.suffix.lower() in suffixes and not child.name.startswith("."):
+                    add(InputFile(child, path))
         else:
-            yield path
+            add(InputFile(path))
+    return found
+
+
+def iter_input_files(paths, recursive: bool = False):
+    """Data files named by ``paths`` (files as given; folders scanned for data files)."""
+    for item in collect_inputs(paths, recursive):
+        yield item.path
+
+
+# ---------------------------------------------------------------------------------------
+# The summary of one file (no instrument)
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class FileSummary:
+    """What batch mode reports about a file without ``--instrument``.
+
+    ``ranges`` maps each main column (one per role: mass-to-charge, time of flight...)
+    to its finite ``(min, max)``, or ``None`` when it has no finite value.
+    """
+
+    path: Path
+    format: str
+    rows: int
+    columns: list[str]
+    ranges: dict[str, tuple[float, float] | None] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready copy."""
+        data = dataclasses.asdict(self)
+        data["path"] = str(self.path)
+        data["ranges"] = {name: None if span is None else list(span) for name, span in self.ranges.items()}
+        return data
+
+
+def summarize_file(path, chunk_size: int = DEFAULT_CHUNK_SIZE, *, progress_callback=None, cancel=None) -> FileSummary:
+    """Summarise one file, reading its main columns once, chunk by chunk.
+
+    Parameters
+    ----------
+    path : path-like
+        Any file :func:`aptviewer.core.open_any` opens.
+    chunk_size : int
+        Rows per chunk.
+    progress_callback : callable, optional
+        ``progress_callback(done_rows, total_rows)`` after every chunk.
+    cancel : callable or threading.Event, optional
+        Checked before every chunk (raises :class:`OperationCancelled`).
+    """
+    path = Path(path)
+    with open_any(path) as table:
+        names = [role.name for role in find_roles(table.columns).values()]
+        lows: dict[str, float] = {}
+        highs: dict[str, float] = {}
+        done = 0
+        total = min((len(table[name]) for name in names), default=0)
+        for chunk in table.iter_chunks(names, chunk_size):
+            raise_if_cancelled(cancel, f"summary of {path}")
+            for name, values in chunk.items():
+                try:
+                    low, high = chunked_min_max(values, len(values))
+                except ValueError:  # no finite value in this chunk
+                    continue
+                lows[name] = min(lows.get(name, low), low)
+                highs[name] = max(highs.get(name, high), high)
+            done += len(next(iter(chunk.values())))
+            if progress_callback is not None:
+                progress_callback(done, total)
+        ranges = {name: (float(lows[name]), float(highs[name])) if name in lows else None for name in names}
+        return FileSummary(path, table.format, table.n_rows, list(table.columns), ranges)
+
+
+def format_summary(summary: FileSummary) -> list[str]:
+    """The summary as printed lines."""
+    lines = [f"{summary.path}",
+             f"  format: {summary.format}   rows: {summary.rows:,}   columns: {len(summary.columns)}",
+             f"  columns: {', '.join(summary.columns)}"]
+    for name, span in summary.ranges.items():
+        lines.append(f"  {name:>18}: " + ("no finite values" if span is None else f"{span[0]:.6g} .. {span[1]:.6g}"))
+    return lines
 
 
 def describe_file(path, chunk_size: int = DEFAULT_CHUNK_SIZE) -> list[str]:
     """Lines of a short summary of one file: format, rows, columns, min/max of the main columns."""
-    with open_any(path) as table:
-        lines = [f"{path}", f"  format: {table.format}   rows: {table.n_rows:,}   columns: {len(table.columns)}",
-                 f"  columns: {', '.join(table.columns)}"]
-        for role in find_roles(table.columns).values():
+    return format_summary(summarize_file(path, chunk_size))
+
+
+# ---------------------------------------------------------------------------------------
+# Reporting
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What happened to one input file."""
+
+    path: Path
+    status: str             # done, skipped, failed, cancelled, or planned (dry run)
+    detail: str = ""
+    seconds: float = 0.0
+
+
+class _Console:
+    """Progress and messages: a tqdm bar per file on a terminal, plain lines otherwise."""
+
+    def __init__(self, quiet: bool, stdout=None, stderr=None):
+        self.quiet = quiet
+        self.out = stdout or sys.stdout
+        self.err = stderr or sys.stderr
+        self.tty = bool(getattr(self.err, "isatty", lambda: False)())
+
+    def say(self, text: str = "") -> None:
+        if not self.quiet:
+            print(text, file=self.out, flush=True)
+
+    def error(self, text: str) -> None:
+        print(text, file=self.err, flush=True)
+
+    @contextmanager
+    def progress(self, label: str, unit: str = "rows"):
+        """Yield a ``callback(done, total)`` that draws this file's progress."""
+        if self.quiet:
+            yield None
+            return
+        if self.tty:
+            from tqdm import tqdm
+
+            bar = tqdm(total=0, desc=label, unit=unit, unit_scale=True, file=self.err, leave=False,
+                       dynamic_ncols=True)
+
+            def update(done, total):
+                if bar.total != total:
+                    bar.reset(total=total)
+                    bar.update(done)
+                else:
+                    bar.update(done - bar.n)
+
             try:
-                low, high = chunked_min_max(table[role.name], chunk_size)
-                lines.append(f"  {role.name:>18}: {low:.6g} .. {high:.6g}")
-            except ValueError:
-                lines.append(f"  {role.name:>18}: no finite values")
-    return lines
+                yield update
+            finally:
+                bar.close()
+            return
+        reported = [-1]
+
+        def plain(done, total):
+            # A line at every tenth, so logs of overnight runs stay short.
+            tenth = 10 * done // total if total else 10
+            if tenth > reported[0]:
+                reported[0] = tenth
+                print(f"  {label}: {10 * tenth:3d}% ({done:,} / {total:,} {unit})", file=self.out, flush=True)
+
+        yield plain
+
+    def table(self, outcomes: list[Outcome], dry_run: bool) -> None:
+        counts = {status: sum(o.status == status for o in outcomes)
+                  for status in ("done", "planned", "skipped", "failed", "cancelled")}
+        shown = ", ".join(f"{n} {status}" for status, n in counts.items() if n or status in ("done", "skipped",
+                                                                                             "failed"))
+        title = "Dry run (nothing written)" if dry_run else "Batch finished"
+        lines = [f"{title}: {len(outcomes)} file{'s' * (len(outcomes) != 1)}: {shown}"]
+        if outcomes:
+            width = max(len(str(o.path)) for o in outcomes)
+            lines.append(f"  {'status':<9} {'file':<{width}}  {'time':>7}  detail")
+            for o in outcomes:
+                lines.append(f"  {o.status:<9} {str(o.path):<{width}}  {o.seconds:6.1f}s  {o.detail}".rstrip())
+        print("\n".join(lines), file=self.out, flush=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Ctrl-C
+# ---------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _ctrl_c_cancels(event: threading.Event):
+    """While active, the first Ctrl-C sets ``event`` (the running file stops within a chunk);
+    a second one interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if event.is_set():
+            raise KeyboardInterrupt
+        event.set()
+        print("\ncancelling: the current file stops after this chunk (Ctrl-C again to abort at once)",
+              file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+# ---------------------------------------------------------------------------------------
+# The batch run
+# ---------------------------------------------------------------------------------------
+
+
+def output_paths(item: InputFile, output_dir: Path | None, save_epos: bool) -> dict[str, Path]:
+    """Where the corrected outputs of ``item`` go: ``{'h5': ..., 'epos': ...}``.
+
+    Beside the input, or under ``output_dir`` (mirroring the sub-folders of a folder PATH).
+    """
+    stem = item.path.stem + OUTPUT_SUFFIX
+    if output_dir is None:
+        folder = item.path.parent
+    elif item.root is not None:
+        folder = output_dir / item.path.parent.relative_to(item.root)
+    else:
+        folder = output_dir
+    outputs = {"h5": folder / f"{stem}.h5"}
+    if save_epos:
+        outputs["epos"] = folder / f"{stem}.epos"
+    return outputs
+
+
+def _message(exc: BaseException, path: Path) -> str:
+    """The error message without the leading file name (the table shows the file)."""
+    text = str(exc) or type(exc).__name__
+    for prefix in (f"{path}: ", f"{path.resolve()}: "):
+        if text.startswith(prefix):
+            return text[len(prefix):]
+    return text if path.name in text else f"{type(exc).__name__}: {text}"
+
+
+class _Batch:
+    def __init__(self, args, console: _Console, mesh, cancel: threading.Event):
+        self.args = args
+        self.console = console
+        self.mesh = mesh
+        self.cancel = cancel
+        self.chunk_size = args.chunk_size or DEFAULT_CHUNK_SIZE
+        self.claimed: dict[Path, Path] = {}  # output -> the input that writes it
+
+    def run(self, items: list[InputFile]) -> list[Outcome]:
+        outcomes = []
+        for item in items:
+            if is_cancelled(self.cancel):
+                outcomes.append(Outcome(item.path, "cancelled", "not started (Ctrl-C)"))
+                continue
+            start = time.perf_counter()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    outcome = self.correct(item) if self.mesh is not None else self.summarize(item)
+                except OperationCancelled:
+                    outcome = Outcome(item.path, "cancelled", "stopped by Ctrl-C; no output left")
+                except Exception as exc:  # one bad file must not stop the batch
+                    logger.debug("batch: %s failed", item.path, exc_info=True)
+                    outcome = Outcome(item.path, "failed", _message(exc, item.path))
+            for warning in caught:
+                self.console.error(f"warning: {warning.message}")
+            outcome.seconds = time.perf_counter() - start
+            if outcome.status == "failed":
+                self.console.error(f"FAILED {item.path}: {outcome.detail}")
+            outcomes.append(outcome)
+        return outcomes
+
+    # -- without an instrument: summaries -----------------------------------------------
+
+    def summarize(self, item: InputFile) -> Outcome:
+        if self.args.dry_run:
+            self.console.say(f"would summarise {item.path}")
+            return Outcome(item.path, "planned", "summary")
+        if not item.path.exists():
+            raise FileNotFoundError(f"{item.path}: no such file or folder")
+        with self.console.progress(item.path.name) as progress:
+            summary = summarize_file(item.path, self.chunk_size, progress_callback=progress, cancel=self.cancel)
+        self.console.say("\n".join(format_summary(summary)))
+        return Outcome(item.path, "done", f"{summary.format}, {summary.rows:,} rows")
+
+    # -- with an instrument: the reflectron correction ----------------------------------
+
+    def correct(self, item: InputFile) -> Outcome:
+        from .core import reflectron
+
+        args = self.args
+        outputs = output_paths(item, args.output_dir, args.save_epos)
+        for output in outputs.values():
+            other = self.claimed.get(output.resolve())
+            if other is not None:
+                raise ValueError(f"{item.path}: its output {output} would overwrite that of {other}")
+        for output in outputs.values():
+            self.claimed[output.resolve()] = item.path
+        if not item.path.exists():
+            raise FileNotFoundError(f"{item.path}: no such file or folder")
+        if item.path.suffix.lower() != ".epos":
+            raise ValueError(f"{item.path}: the reflectron correction needs an EPOS file (.epos)")
+        if item.root is not None and item.path.stem.endswith(OUTPUT_SUFFIX):
+            return Outcome(item.path, "skipped", "looks like a corrected output (name ends in _corrected)")
+        existing = [p for p in outputs.values() if p.exists()]
+        todo = outputs if args.overwrite else {k: p for k, p in outputs.items() if not p.exists()}
+        if not todo:
+            return Outcome(item.path, "skipped", f"output exists: {', '.join(map(str, existing))} (use --overwrite)")
+        listed = " and ".join(str(p) for p in todo.values())
+        if args.dry_run:
+            self.console.say(f"would correct {item.path} -> {listed}")
+            return Outcome(item.path, "planned", f"-> {listed}")
+        for output in todo.values():
+            output.parent.mkdir(parents=True, exist_ok=True)
+        if "epos" in todo:
+            # The EPOS writer needs the whole frame: the eager path writes both outputs.
+            raise_if_cancelled(self.cancel, str(item.path))
+            self.console.say(f"{item.path}: correcting in memory (--save-epos)...")
+            result = reflectron.correct_epos_file(item.path, self.mesh, output_epos_path=todo["epos"],
+                                                  output_h5_path=todo.get("h5"))
+            rows = result["rows"]
+        else:
+            with self.console.progress(item.path.name) as progress:
+                result = reflectron.correct_epos_streaming(item.path, self.mesh, todo["h5"],
+                                                           chunk_size=self.chunk_size, progress_callback=progress,
+                                                           cancel=self.cancel)
+            rows = result["rows"]
+        self.console.say(f"{item.path}: {rows:,} rows -> {listed}")
+        return Outcome(item.path, "done", f"{rows:,} rows -> {listed}")
+
+
+def _list_instruments(console: _Console) -> None:
+    from .core.reflectron import list_builtin_presets
+
+    presets = list_builtin_presets()
+    width = max(map(len, presets))
+    print("Built-in reflectron presets (--instrument KEY; case, spaces and dashes are ignored):", file=console.out)
+    for key, name in presets.items():
+        print(f"  {key:<{width}}  {name}", file=console.out)
+    console.out.flush()
 
 
 def run_batch(args, parser) -> int:
     """Run the batch mode for parsed ``args``; return the process exit code."""
+    console = _Console(getattr(args, "quiet", False))
+    if args.list_instruments:
+        _list_instruments(console)
+        if not args.paths:
+            return EXIT_OK
     if not args.paths:
         parser.error("--batch needs at least one file or folder")
-    failed = 0
-    for path in iter_input_files(args.paths, args.recursive):
+    if args.save_epos and not args.instrument:
+        parser.error("--save-epos needs --instrument (it writes the corrected EPOS)")
+    if args.output_dir is not None and args.output_dir.exists() and not args.output_dir.is_dir():
+        parser.error(f"--output-dir {args.output_dir} is a file, not a folder")
+    mesh = None
+    if args.instrument:
+        from .core.reflectron import load_builtin_preset
+
         try:
-            print("\n".join(describe_file(path, args.chunk_size or DEFAULT_CHUNK_SIZE)))
-        except (OSError, ValueError) as exc:
-            failed += 1
-            print(f"FAILED {path}: {exc}")
-    return 1 if failed else 0
+            mesh = load_builtin_preset(args.instrument)
+        except ValueError as exc:
+            parser.error(f"--instrument: {exc}")
+    suffixes = (".epos",) if mesh is not None else DATA_SUFFIXES
+    items = collect_inputs(args.paths, args.recursive, suffixes)
+    if not items:
+        console.say("no data files found in: " + ", ".join(map(str, args.paths)))
+    cancel = threading.Event()
+    with _ctrl_c_cancels(cancel):
+        outcomes = _Batch(args, console, mesh, cancel).run(items)
+    console.table(outcomes, args.dry_run)
+    if any(o.status == "cancelled" for o in outcomes):
+        return EXIT_CANCELLED
+    return EXIT_FAILED if any(o.status == "failed" for o in outcomes) else EXIT_OK

@@ -50,6 +50,16 @@ from .readers import (
     read_pos_lazy,
     sniff_format,
 )
+from .reflectron import (
+    PROCESSED_COLUMNS,
+    ReflectronMesh,
+    correct_detector_coordinates,
+    correct_epos_file,
+    correct_epos_streaming,
+    list_builtin_presets,
+    load_builtin_preset,
+    load_mesh,
+)
 from .writers import atomic_output, check_free_space, store_df_to_hdf, write_epos, write_pos
 
 __all__ = [
@@ -64,4 +74,6 @@ __all__ = [
     "chunked_min_max", "iter_column_chunks", "iter_table_chunks",
     "DatasetOverview", "OverviewAccumulator", "processed_dataset_overview", "is_cancelled", "raise_if_cancelled",
     "DRIFT_COLUMNS", "compute_tof_segment_drift", "normalize_signal_windows", "summarize_processed_dataset",
+    "PROCESSED_COLUMNS", "ReflectronMesh", "correct_detector_coordinates", "correct_epos_file", "correct_epos_streaming",
+    "list_builtin_presets", "load_builtin_preset", "load_mesh",
 ]
