@@ -1,14 +1,25 @@
 """The desktop application (PySide6 + pyqtgraph).
 
-Placeholder until the viewer lands: prints each file's summary.
+Importing this package is cheap: Qt and pyqtgraph load only when a window is built, so
+``aptviewer --batch`` and the core never pay for them.
 """
 
 from __future__ import annotations
 
 
-def main(paths=()) -> int:
-    from ..batch import describe_file
+def build_main_window(paths=()):
+    """Create, show and return the main window (the ``QApplication`` must exist); see
+    :func:`aptviewer.ui.main_window.build_main_window`."""
+    from .main_window import build_main_window as _build
 
-    for path in paths:
-        print("\n".join(describe_file(path)))
-    return 0
+    return _build(paths)
+
+
+def main(paths=()) -> int:
+    """Run the desktop application on ``paths``; returns the exit code."""
+    from .main_window import main as _main
+
+    return _main(paths)
+
+
+__all__ = ["build_main_window", "main"]
