@@ -25,9 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .core import DEFAULT_CHUNK_SIZE, OperationCancelled, chunked_min_max, open_any
+from .core import DEFAULT_CHUNK_SIZE, OperationCancelled
 from .core.progress import is_cancelled, raise_if_cancelled
-from .core.roles import find_roles
 
 logger = logging.getLogger(__name__)
 
@@ -84,82 +83,29 @@ def iter_input_files(paths, recursive: bool = False):
 
 
 # ---------------------------------------------------------------------------------------
-# The summary of one file (no instrument)
+# The summary of one file
 # ---------------------------------------------------------------------------------------
 
 
-@dataclass
-class FileSummary:
-    """What batch mode reports about a file without ``--instrument``.
-
-    ``ranges`` maps each main column (one per role: mass-to-charge, time of flight...)
-    to its finite ``(min, max)``, or ``None`` when it has no finite value.
-    """
-
-    path: Path
-    format: str
-    rows: int
-    columns: list[str]
-    ranges: dict[str, tuple[float, float] | None] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        """A JSON-ready copy."""
-        data = dataclasses.asdict(self)
-        data["path"] = str(self.path)
-        data["ranges"] = {name: None if span is None else list(span) for name, span in self.ranges.items()}
-        return data
-
-
-def summarize_file(path, chunk_size: int = DEFAULT_CHUNK_SIZE, *, progress_callback=None, cancel=None) -> FileSummary:
-    """Summarise one file, reading its main columns once, chunk by chunk.
-
-    Parameters
-    ----------
-    path : path-like
-        Any file :func:`aptviewer.core.open_any` opens.
-    chunk_size : int
-        Rows per chunk.
-    progress_callback : callable, optional
-        ``progress_callback(done_rows, total_rows)`` after every chunk.
-    cancel : callable or threading.Event, optional
-        Checked before every chunk (raises :class:`OperationCancelled`).
-    """
-    path = Path(path)
-    with open_any(path) as table:
-        names = [role.name for role in find_roles(table.columns).values()]
-        lows: dict[str, float] = {}
-        highs: dict[str, float] = {}
-        done = 0
-        total = min((len(table[name]) for name in names), default=0)
-        for chunk in table.iter_chunks(names, chunk_size):
-            raise_if_cancelled(cancel, f"summary of {path}")
-            for name, values in chunk.items():
-                try:
-                    low, high = chunked_min_max(values, len(values))
-                except ValueError:  # no finite value in this chunk
-                    continue
-                lows[name] = min(lows.get(name, low), low)
-                highs[name] = max(highs.get(name, high), high)
-            done += len(next(iter(chunk.values())))
-            if progress_callback is not None:
-                progress_callback(done, total)
-        ranges = {name: (float(lows[name]), float(highs[name])) if name in lows else None for name in names}
-        return FileSummary(path, table.format, table.n_rows, list(table.columns), ranges)
-
-
-def format_summary(summary: FileSummary) -> list[str]:
-    """The summary as printed lines."""
-    lines = [f"{summary.path}",
-             f"  format: {summary.format}   rows: {summary.rows:,}   columns: {len(summary.columns)}",
-             f"  columns: {', '.join(summary.columns)}"]
-    for name, span in summary.ranges.items():
-        lines.append(f"  {name:>18}: " + ("no finite values" if span is None else f"{span[0]:.6g} .. {span[1]:.6g}"))
+def format_report(report: dict) -> list[str]:
+    """A file's report (see :func:`aptviewer.reports.write_file_report`) as printed lines."""
+    size = report.get("file_size_bytes")
+    lines = [f"{report.get('source')}",
+             f"  format: {report.get('format')}   rows: {report.get('num_rows', 0):,}"
+             + (f"   size: {size / 1e6:,.1f} MB" if size is not None else ""),
+             f"  columns: {', '.join(report.get('table_columns', []))}"]
+    names = list(dict.fromkeys(report.get("columns", {}).values()))
+    if names:
+        width = max(len(n) for n in names)
+        lines.append(f"  {'':>{width}}  {'min':>12} {'median':>12} {'max':>12}")
+    for name in names:
+        values = [report.get(f"{name}_{stat}") for stat in ("min", "median", "max")]
+        if all(v is None for v in values):
+            lines.append(f"  {name:>{width}}  no finite values")
+        else:
+            lines.append(f"  {name:>{width}}  " + " ".join(f"{v:>12.6g}" if v is not None else f"{'-':>12}"
+                                                          for v in values))
     return lines
-
-
-def describe_file(path, chunk_size: int = DEFAULT_CHUNK_SIZE) -> list[str]:
-    """Lines of a short summary of one file: format, rows, columns, min/max of the main columns."""
-    return format_summary(summarize_file(path, chunk_size))
 
 
 # ---------------------------------------------------------------------------------------
@@ -275,21 +221,29 @@ def _ctrl_c_cancels(event: threading.Event):
 # ---------------------------------------------------------------------------------------
 
 
-def output_paths(item: InputFile, output_dir: Path | None, save_epos: bool) -> dict[str, Path]:
-    """Where the corrected outputs of ``item`` go: ``{'h5': ..., 'epos': ...}``.
+def output_paths(item: InputFile, output_dir: Path | None, *, correct: bool = False, save_epos: bool = False,
+                 plots: bool = True) -> dict[str, Path]:
+    """Where the outputs of ``item`` go, beside the input or under ``output_dir``.
 
-    Beside the input, or under ``output_dir`` (mirroring the sub-folders of a folder PATH).
+    Keys: ``json`` (the summary) and ``png`` (the overview, with ``plots``) always; ``h5``
+    and, with ``save_epos``, ``epos`` when correcting. Under ``output_dir`` the sub-folders
+    of a folder PATH are mirrored.
     """
-    stem = item.path.stem + OUTPUT_SUFFIX
     if output_dir is None:
         folder = item.path.parent
     elif item.root is not None:
         folder = output_dir / item.path.parent.relative_to(item.root)
     else:
         folder = output_dir
-    outputs = {"h5": folder / f"{stem}.h5"}
-    if save_epos:
-        outputs["epos"] = folder / f"{stem}.epos"
+    stem = item.path.stem
+    outputs = {}
+    if correct:
+        outputs["h5"] = folder / f"{stem}{OUTPUT_SUFFIX}.h5"
+        if save_epos:
+            outputs["epos"] = folder / f"{stem}{OUTPUT_SUFFIX}.epos"
+    outputs["json"] = folder / f"{stem}_summary.json"
+    if plots:
+        outputs["png"] = folder / f"{stem}_overview.png"
     return outputs
 
 
@@ -321,7 +275,7 @@ class _Batch:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
-                    outcome = self.correct(item) if self.mesh is not None else self.summarize(item)
+                    outcome = self.process(item)
                 except OperationCancelled:
                     outcome = Outcome(item.path, "cancelled", "stopped by Ctrl-C; no output left")
                 except Exception as exc:  # one bad file must not stop the batch
@@ -335,26 +289,11 @@ class _Batch:
             outcomes.append(outcome)
         return outcomes
 
-    # -- without an instrument: summaries -----------------------------------------------
-
-    def summarize(self, item: InputFile) -> Outcome:
-        if self.args.dry_run:
-            self.console.say(f"would summarise {item.path}")
-            return Outcome(item.path, "planned", "summary")
-        if not item.path.exists():
-            raise FileNotFoundError(f"{item.path}: no such file or folder")
-        with self.console.progress(item.path.name) as progress:
-            summary = summarize_file(item.path, self.chunk_size, progress_callback=progress, cancel=self.cancel)
-        self.console.say("\n".join(format_summary(summary)))
-        return Outcome(item.path, "done", f"{summary.format}, {summary.rows:,} rows")
-
-    # -- with an instrument: the reflectron correction ----------------------------------
-
-    def correct(self, item: InputFile) -> Outcome:
-        from .core import reflectron
-
+    def process(self, item: InputFile) -> Outcome:
+        """Correct (with an instrument) and report one file, skipping outputs that exist."""
         args = self.args
-        outputs = output_paths(item, args.output_dir, args.save_epos)
+        outputs = output_paths(item, args.output_dir, correct=self.mesh is not None, save_epos=args.save_epos,
+                               plots=not args.no_plots)
         for output in outputs.values():
             other = self.claimed.get(output.resolve())
             if other is not None:
@@ -363,35 +302,51 @@ class _Batch:
             self.claimed[output.resolve()] = item.path
         if not item.path.exists():
             raise FileNotFoundError(f"{item.path}: no such file or folder")
-        if item.path.suffix.lower() != ".epos":
-            raise ValueError(f"{item.path}: the reflectron correction needs an EPOS file (.epos)")
-        if item.root is not None and item.path.stem.endswith(OUTPUT_SUFFIX):
-            return Outcome(item.path, "skipped", "looks like a corrected output (name ends in _corrected)")
-        existing = [p for p in outputs.values() if p.exists()]
+        if self.mesh is not None:
+            if item.path.suffix.lower() != ".epos":
+                raise ValueError(f"{item.path}: the reflectron correction needs an EPOS file (.epos)")
+            if item.root is not None and item.path.stem.endswith(OUTPUT_SUFFIX):
+                return Outcome(item.path, "skipped", "looks like a corrected output (name ends in _corrected)")
         todo = outputs if args.overwrite else {k: p for k, p in outputs.items() if not p.exists()}
         if not todo:
-            return Outcome(item.path, "skipped", f"output exists: {', '.join(map(str, existing))} (use --overwrite)")
-        listed = " and ".join(str(p) for p in todo.values())
+            existing = ", ".join(str(p) for p in outputs.values())
+            return Outcome(item.path, "skipped", f"outputs exist: {existing} (use --overwrite)")
+        listed = ", ".join(str(p) for p in todo.values())
         if args.dry_run:
-            self.console.say(f"would correct {item.path} -> {listed}")
+            self.console.say(f"would write {listed} from {item.path}")
             return Outcome(item.path, "planned", f"-> {listed}")
         for output in todo.values():
             output.parent.mkdir(parents=True, exist_ok=True)
+        rows = self.correct(item, todo) if "h5" in todo or "epos" in todo else None
+        if "json" in todo or "png" in todo:
+            self.report(item, todo)
+        done = f"{rows:,} rows corrected; " if rows is not None else ""
+        return Outcome(item.path, "done", f"{done}wrote {listed}")
+
+    def correct(self, item: InputFile, todo: dict[str, Path]) -> int:
+        from .core import reflectron
+
         if "epos" in todo:
             # The EPOS writer needs the whole frame: the eager path writes both outputs.
             raise_if_cancelled(self.cancel, str(item.path))
             self.console.say(f"{item.path}: correcting in memory (--save-epos)...")
             result = reflectron.correct_epos_file(item.path, self.mesh, output_epos_path=todo["epos"],
                                                   output_h5_path=todo.get("h5"))
-            rows = result["rows"]
         else:
-            with self.console.progress(item.path.name) as progress:
+            with self.console.progress(f"{item.path.name} (correction)") as progress:
                 result = reflectron.correct_epos_streaming(item.path, self.mesh, todo["h5"],
                                                            chunk_size=self.chunk_size, progress_callback=progress,
                                                            cancel=self.cancel)
-            rows = result["rows"]
-        self.console.say(f"{item.path}: {rows:,} rows -> {listed}")
-        return Outcome(item.path, "done", f"{rows:,} rows -> {listed}")
+        self.console.say(f"{item.path}: {result['rows']:,} rows corrected")
+        return int(result["rows"])
+
+    def report(self, item: InputFile, todo: dict[str, Path]) -> None:
+        from .reports import write_file_report
+
+        with self.console.progress(f"{item.path.name} (summary)") as progress:
+            report = write_file_report(item.path, todo.get("json"), todo.get("png"), chunk_size=self.chunk_size,
+                                       progress_callback=progress, cancel=self.cancel)
+        self.console.say("\n".join(format_report(report)))
 
 
 def _list_instruments(console: _Console) -> None:

@@ -140,13 +140,6 @@ def render_overview_png_subprocess(overview: DatasetOverview, png_path, *, title
 # ---------------------------------------------------------------------------------------
 
 
-def report_paths(data_path, out_dir=None) -> tuple[Path, Path]:
-    """``(<stem>_summary.json, <stem>_overview.png)`` beside the data file or in ``out_dir``."""
-    data_path = Path(data_path)
-    folder = Path(out_dir) if out_dir is not None else data_path.parent
-    return folder / f"{data_path.stem}_summary.json", folder / f"{data_path.stem}_overview.png"
-
-
 def _phase(progress_callback, offset: list):
     """A progress callback for one phase of the report, counting on from earlier phases."""
     if progress_callback is None:
@@ -170,10 +163,10 @@ def write_file_report(source_or_path, json_path, png_path=None, *, chunk_size: i
     source_or_path : path-like, LazyTable, DataFrame or mapping of arrays
         A data file (opened read-only with :func:`~aptviewer.core.readers.open_any` and
         closed again) or data already open.
-    json_path : path-like
-        The summary JSON, written atomically: the summary of
+    json_path : path-like or None
+        The summary JSON (not written when ``None``), written atomically: the summary of
         :func:`~aptviewer.core.diagnostics.summarize_processed_dataset` plus ``source``,
-        ``format``, ``file_size_bytes``, ``columns`` (role -> column used) and
+        ``format``, ``file_size_bytes``, ``table_columns``, ``columns`` (role -> column used) and
         ``overview_binning``. NaN and infinities are written as ``null``.
     png_path : path-like, optional
         The overview PNG, drawn headless in a child process (this process never imports
@@ -202,6 +195,7 @@ def write_file_report(source_or_path, json_path, png_path=None, *, chunk_size: i
     else:
         context = contextlib.nullcontext(source_or_path)
     with context as source:
+        columns = list(source.columns) if hasattr(source, "columns") else list(source)
         if isinstance(source, LazyTable):
             path = path or source.path
             data_format = source.format
@@ -218,17 +212,19 @@ def write_file_report(source_or_path, json_path, png_path=None, *, chunk_size: i
         "source": str(path) if path is not None else None,
         "format": data_format,
         "file_size_bytes": path.stat().st_size if path is not None and path.is_file() else None,
+        "table_columns": [str(c) for c in columns],
         **summary,
         "columns": dict(overview.columns),
         "overview_binning": dict(overview.binning),
     }
     report = json_safe(report)
-    json_path = Path(json_path)
-    with atomic_output(json_path, inputs=[path] if path is not None else []) as temp:
-        with open(temp, "w", encoding="utf-8") as handle:
-            json.dump(report, handle, indent=2, allow_nan=False)
-            handle.write("\n")
-    logger.info("wrote %s", json_path)
+    if json_path is not None:
+        json_path = Path(json_path)
+        with atomic_output(json_path, inputs=[path] if path is not None else []) as temp:
+            with open(temp, "w", encoding="utf-8") as handle:
+                json.dump(report, handle, indent=2, allow_nan=False)
+                handle.write("\n")
+        logger.info("wrote %s", json_path)
     if png_path is not None:
         if path is not None and Path(png_path).resolve() == path.resolve():
             raise ValueError(f"{png_path}: refusing to overwrite the input file; choose another output path")

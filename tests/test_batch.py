@@ -51,10 +51,11 @@ def run(capsys, *argv):
 
 
 def test_folder_tree_with_a_corrupt_file(capsys, tree):
-    code, out, err = run(capsys, "--batch", str(tree), "--recursive", "--instrument", KEY, "--chunk-size", "5000")
+    code, out, err = run(capsys, "--batch", str(tree), "--recursive", "--instrument", KEY, "--chunk-size", "5000",
+                         "--no-plots")
     assert code == 1
-    assert files_under(tree) == ["a.epos", "a_corrected.h5", "notes.txt", "sub/b.epos", "sub/b_corrected.h5",
-                                 "sub/bad.epos"]
+    assert files_under(tree) == ["a.epos", "a_corrected.h5", "a_summary.json", "notes.txt", "sub/b.epos",
+                                 "sub/b_corrected.h5", "sub/b_summary.json", "sub/bad.epos"]
     mesh = load_builtin_preset(KEY)
     for name in ("a", "sub/b"):
         frame = pd.read_hdf(tree / f"{name}_corrected.h5", "df")
@@ -69,9 +70,10 @@ def test_folder_tree_with_a_corrupt_file(capsys, tree):
 
 
 def test_without_recursive_only_the_top_folder_is_read(capsys, tree):
-    code, out, _ = run(capsys, "--batch", str(tree), "--instrument", KEY)
+    code, out, _ = run(capsys, "--batch", str(tree), "--instrument", KEY, "--no-plots")
     assert code == 0
-    assert files_under(tree) == ["a.epos", "a_corrected.h5", "notes.txt", "sub/b.epos", "sub/bad.epos"]
+    assert files_under(tree) == ["a.epos", "a_corrected.h5", "a_summary.json", "notes.txt", "sub/b.epos",
+                                 "sub/bad.epos"]
 
 
 def test_dry_run_lists_and_writes_nothing(capsys, tree):
@@ -79,25 +81,34 @@ def test_dry_run_lists_and_writes_nothing(capsys, tree):
     code, out, _ = run(capsys, "--batch", str(tree), "--recursive", "--instrument", KEY, "--dry-run", "--save-epos")
     assert code == 0
     assert files_under(tree) == before
-    assert f"would correct {tree / 'a.epos'} -> {tree / 'a_corrected.h5'} and {tree / 'a_corrected.epos'}" in out
+    planned = ", ".join(str(tree / f"a{end}") for end in ("_corrected.h5", "_corrected.epos", "_summary.json",
+                                                          "_overview.png"))
+    assert f"would write {planned} from {tree / 'a.epos'}" in out
     assert "Dry run (nothing written): 3 files" in out and "3 planned" in out
 
 
 def test_existing_outputs_are_skipped_unless_overwrite(capsys, tree):
-    target = tree / "a_corrected.h5"
+    target, summary = tree / "a_corrected.h5", tree / "a_summary.json"
     target.write_bytes(b"an older result")
-    code, out, _ = run(capsys, "--batch", str(tree / "a.epos"), "--instrument", KEY)
+    # Only the missing summary is written; the existing correction is left alone.
+    code, out, _ = run(capsys, "--batch", str(tree / "a.epos"), "--instrument", KEY, "--no-plots")
     assert code == 0
     assert target.read_bytes() == b"an older result"
-    assert "skipped" in out and "output exists" in out and "--overwrite" in out
-    code, out, _ = run(capsys, "--batch", str(tree / "a.epos"), "--instrument", KEY, "--overwrite", "--quiet")
+    assert json.loads(summary.read_text())["num_rows"] == 30_000
+    summary.write_text("{}")
+    code, out, _ = run(capsys, "--batch", str(tree / "a.epos"), "--instrument", KEY, "--no-plots")
+    assert code == 0 and summary.read_text() == "{}"
+    assert "skipped" in out and "outputs exist" in out and "--overwrite" in out
+    code, out, _ = run(capsys, "--batch", str(tree / "a.epos"), "--instrument", KEY, "--overwrite", "--quiet",
+                       "--no-plots")
     assert code == 0
     assert len(pd.read_hdf(target, "df")) == 30_000
+    assert json.loads(summary.read_text())["num_rows"] == 30_000
 
 
 def test_corrected_outputs_found_in_folders_are_not_corrected_again(capsys, tree):
     shutil.copyfile(tree / "a.epos", tree / "old_corrected.epos")
-    code, out, _ = run(capsys, "--batch", str(tree), "--instrument", KEY)
+    code, out, _ = run(capsys, "--batch", str(tree), "--instrument", KEY, "--no-plots")
     assert code == 0
     assert not (tree / "old_corrected_corrected.h5").exists()
     assert "looks like a corrected output" in out
@@ -106,9 +117,10 @@ def test_corrected_outputs_found_in_folders_are_not_corrected_again(capsys, tree
 def test_output_dir_mirrors_the_folder_tree(capsys, tree, tmp_path):
     (tree / "sub" / "bad.epos").unlink()
     out_dir = tmp_path / "results"
-    code, _, _ = run(capsys, "--batch", str(tree), "--recursive", "--instrument", KEY, "--output-dir", str(out_dir))
+    code, _, _ = run(capsys, "--batch", str(tree), "--recursive", "--instrument", KEY, "--output-dir", str(out_dir),
+                     "--no-plots")
     assert code == 0
-    assert files_under(out_dir) == ["a_corrected.h5", "sub/b_corrected.h5"]
+    assert files_under(out_dir) == ["a_corrected.h5", "a_summary.json", "sub/b_corrected.h5", "sub/b_summary.json"]
     assert files_under(tree) == ["a.epos", "notes.txt", "sub/b.epos"]
 
 
@@ -117,14 +129,15 @@ def test_two_inputs_may_not_write_the_same_output(capsys, tree, tmp_path):
     other.mkdir()
     shutil.copyfile(tree / "a.epos", other / "a.epos")
     code, _, err = run(capsys, "--batch", str(tree / "a.epos"), str(other / "a.epos"), "--instrument", KEY,
-                       "--output-dir", str(tmp_path / "out"))
+                       "--output-dir", str(tmp_path / "out"), "--no-plots")
     assert code == 1
     assert "would overwrite that of" in err
-    assert files_under(tmp_path / "out") == ["a_corrected.h5"]
+    assert files_under(tmp_path / "out") == ["a_corrected.h5", "a_summary.json"]
 
 
 def test_save_epos_writes_both_outputs(capsys, tree):
-    code, _, _ = run(capsys, "--batch", str(tree / "sub" / "b.epos"), "--instrument", KEY, "--save-epos")
+    code, _, _ = run(capsys, "--batch", str(tree / "sub" / "b.epos"), "--instrument", KEY, "--save-epos",
+                     "--no-plots")
     assert code == 0
     corrected = read_epos(tree / "sub" / "b_corrected.epos")
     original = read_epos(tree / "sub" / "b.epos")
@@ -136,7 +149,7 @@ def test_save_epos_writes_both_outputs(capsys, tree):
 
 def test_missing_and_non_epos_inputs_fail_but_the_rest_go_on(capsys, tree):
     code, out, err = run(capsys, "--batch", str(tree / "nope.epos"), str(tree / "notes.txt"), str(tree / "a.epos"),
-                         "--instrument", KEY)
+                         "--instrument", KEY, "--no-plots")
     assert code == 1
     assert "nope.epos: no such file" in err
     assert "needs an EPOS file" in err
@@ -163,44 +176,49 @@ def test_usage_errors_exit_with_2(capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
-def test_summary_mode_reports_each_file(capsys, tree, demo_records):
+def test_summary_mode_writes_json_and_png_for_every_file(capsys, tree, demo_records):
     (tree / "sub" / "bad.epos").unlink()
+    positions = np.zeros(500, dtype=[(n, ">f4") for n in ("x (nm)", "y (nm)", "z (nm)", "m/n (Da)")])
+    positions["m/n (Da)"] = np.linspace(1, 60, 500)
+    positions.tofile(tree / "sub" / "c.pos")  # a POS file: no TOF, voltage or detector roles
     code, out, _ = run(capsys, "--batch", str(tree), "--recursive")
     assert code == 0
-    assert f"{tree / 'a.epos'}\n  format: epos   rows: 30,000   columns: 11" in out
-    low, high = demo_records["TOF (ns)"].min(), demo_records["TOF (ns)"].max()
-    assert f"TOF (ns): {low:.6g} .. {high:.6g}" in out
-    assert "2 done" in out and "notes.txt" not in out
+    assert files_under(tree) == ["a.epos", "a_overview.png", "a_summary.json", "notes.txt", "sub/b.epos",
+                                 "sub/b_overview.png", "sub/b_summary.json", "sub/c.pos", "sub/c_overview.png",
+                                 "sub/c_summary.json"]
+    assert all((tree / f"{stem}_overview.png").stat().st_size > 10_000 for stem in ("a", "sub/b", "sub/c"))
+    assert f"{tree / 'a.epos'}\n  format: epos   rows: 30,000" in out
+    tof = demo_records["TOF (ns)"].astype(np.float32)
+    line = next(line for line in out.splitlines() if line.strip().startswith("TOF (ns)"))
+    assert line.split()[2:] == [f"{v:.6g}" for v in (tof.min(), np.median(tof), tof.max())]
+    assert "3 done" in out and "notes.txt" not in out
+    report = json.loads((tree / "sub" / "c_summary.json").read_text())
+    assert report["format"] == "pos" and report["num_rows"] == 500
+    assert report["columns"] == {"mc": "m/n (Da)"} and report["table_columns"][-1] == "m/n (Da)"
 
 
-def test_summarize_file_returns_data_that_equals_numpy(demo_epos, demo_records):
-    progress = []
-    summary = batch.summarize_file(demo_epos, chunk_size=7_000, progress_callback=lambda d, t: progress.append(d))
-    assert (summary.format, summary.rows, len(summary.columns)) == ("epos", 30_000, 11)
-    for name in ("m/n (Da)", "TOF (ns)", "det_x (mm)", "pslep"):
-        values = demo_records[name]
-        assert summary.ranges[name] == (float(values.min()), float(values.max()))
-    assert progress == [7_000, 14_000, 21_000, 28_000, 30_000]
-    assert json.loads(json.dumps(summary.to_dict()))["rows"] == 30_000
-    assert batch.describe_file(demo_epos) == batch.format_summary(batch.summarize_file(demo_epos))
-
-
-def test_summary_of_a_column_without_finite_values(tmp_path):
+def test_summary_json_is_exact_and_nan_columns_print_clearly(capsys, tmp_path):
     path = tmp_path / "nan.epos"
-    write_demo_epos(path, 100)
+    write_demo_epos(path, 1000)
     records = np.fromfile(path, dtype=EPOS_DTYPE)
     records["TOF (ns)"] = np.nan
     records.tofile(path)
-    summary = batch.summarize_file(path)
-    assert summary.ranges["TOF (ns)"] is None
-    assert "TOF (ns): no finite values" in "\n".join(batch.format_summary(summary))
+    code, out, _ = run(capsys, "--batch", str(path), "--no-plots", "--chunk-size", "300")
+    assert code == 0
+    line = next(line for line in out.splitlines() if line.strip().startswith("TOF (ns)"))
+    assert line.split()[2:] == ["no", "finite", "values"]
+    report = json.loads((tmp_path / "nan_summary.json").read_text())
+    assert report["TOF (ns)_median"] is None
+    mc = records["m/n (Da)"].astype(np.float32)
+    assert report["m/n (Da)_median"] == float(np.median(mc)) and report["m/n (Da)_max"] == float(mc.max())
+    assert not (tmp_path / "nan_overview.png").exists()
 
 
 def test_quiet_prints_only_errors_and_the_table(capsys, tree):
-    code, out, err = run(capsys, "--batch", str(tree), "--recursive", "--instrument", KEY, "--quiet")
+    code, out, err = run(capsys, "--batch", str(tree), "--recursive", "--instrument", KEY, "--quiet", "--no-plots")
     assert code == 1
     assert out.startswith("Batch finished")
-    assert "%" not in out and "rows ->" in out  # the table's detail column, no progress lines
+    assert "%" not in out and "rows corrected" in out  # the table's detail column, no progress lines
     assert err.startswith("FAILED")
 
 
@@ -233,7 +251,7 @@ def test_ctrl_c_cancels_within_a_chunk_and_leaves_no_output(tmp_path):
     try:
         # Wait until the first file is being written, then press Ctrl-C.
         for line in proc.stdout:
-            if "big.epos:  10%" in line:
+            if "big.epos (correction):  10%" in line:
                 break
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
