@@ -140,13 +140,17 @@ def render_overview_png_subprocess(overview: DatasetOverview, png_path, *, title
 # ---------------------------------------------------------------------------------------
 
 
-def _phase(progress_callback, offset: list):
-    """A progress callback for one phase of the report, counting on from earlier phases."""
+def _phase(progress_callback, offset: list, phases_left: int):
+    """A progress callback for one of the report's passes, counting on from earlier passes.
+
+    The total announced is this pass's rows times the passes left, so that a progress bar
+    runs once from 0 to 100 % over the whole report.
+    """
     if progress_callback is None:
         return None
 
     def report(done, total):
-        progress_callback(offset[0] + int(done), offset[0] + int(total))
+        progress_callback(offset[0] + int(done), offset[0] + int(total) * phases_left)
 
     return report
 
@@ -202,12 +206,12 @@ def write_file_report(source_or_path, json_path, png_path=None, *, chunk_size: i
         else:
             data_format = "dataframe" if hasattr(source, "columns") else "arrays"
         offset = [0]
-        summary = summarize_processed_dataset(source, chunk_size, progress_callback=_phase(progress_callback, offset),
+        summary = summarize_processed_dataset(source, chunk_size, progress_callback=_phase(progress_callback, offset, 2),
                                               cancel=cancel)
         offset[0] += summary["num_rows"]
         overview = processed_dataset_overview(source, mc_max, tof_max, bin_size, detector_bins, history_max_points,
                                               chunk_size, tof_bin_size=tof_bin_size, detector_range=detector_range,
-                                              progress_callback=_phase(progress_callback, offset), cancel=cancel)
+                                              progress_callback=_phase(progress_callback, offset, 1), cancel=cancel)
     report = {
         "source": str(path) if path is not None else None,
         "format": data_format,
