@@ -34,7 +34,8 @@ os.environ["QT_QPA_PLATFORM"] = "offscreen"
 from PySide6.QtCore import QEvent, QEventLoop, QObject, QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 import tempfile
-QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, tempfile.mkdtemp(prefix="aptviewer-bench-"))
+settings_dir = tempfile.TemporaryDirectory(prefix="aptviewer-bench-")  # removed at exit
+QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, settings_dir.name)
 app = QApplication([])
 from aptviewer.ui import build_main_window
 window = build_main_window()
