@@ -19,7 +19,7 @@ from .writers import atomic_output, check_free_space
 _DALTON_KG = 1.66053907e-27
 _ELEMENTARY_CHARGE = 1.602176634e-19
 _FLIGHT_PATH_M = 0.1   # straight flight path, detector centre (m)
-_DETECTOR_RADIUS_MM = 38.0
+_DETECTOR_RADIUS_MM = 24.0  # the area a reflectron LEAP's meshes cover (about +-25 mm)
 _BLOCK = 1 << 20
 
 # (mass-to-charge in Da, relative abundance)
@@ -31,7 +31,7 @@ _PEAKS = np.array([
     (42.9764, 0.006), (27.9894, 0.008), (28.9890, 0.0004),          # AlO+, Si+ isotopes
 ])
 _BACKGROUND_FRACTION = 0.08
-_POLES_MM = np.array([(0.0, 0.0), (17.0, 9.0), (-14.0, 15.0), (-6.0, -21.0)])
+_POLES_MM = np.array([(0.0, 0.0), (11.0, 6.0), (-9.0, 9.5), (-4.0, -13.0)])
 
 
 def _block_records(start: int, n: int, total: int, seed: int) -> np.ndarray:
@@ -58,7 +58,7 @@ def _block_records(start: int, n: int, total: int, seed: int) -> np.ndarray:
     angle = rng.uniform(0, 2 * np.pi, n)
     det_x, det_y = radius * np.cos(angle), radius * np.sin(angle)
     for px, py in _POLES_MM:
-        near = (det_x - px) ** 2 + (det_y - py) ** 2 < 4.0 ** 2
+        near = (det_x - px) ** 2 + (det_y - py) ** 2 < 2.5 ** 2
         move = near & (rng.random(n) < 0.5)
         radius = _DETECTOR_RADIUS_MM * np.sqrt(rng.random(move.sum()))
         angle = rng.uniform(0, 2 * np.pi, move.sum())

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 from .. import __version__
 from ..core.errors import DataFormatError
 from ..core.roles import find_roles
+from . import gc_policy
 from . import settings as prefs
 from .correction_dialog import CorrectionDialog
 from .export import export_plot_image, write_histogram2d_csv, write_histogram_csv, write_history_csv
@@ -889,6 +890,7 @@ def build_main_window(paths=()) -> MainWindow:
     if QApplication.instance() is None:
         raise RuntimeError("create the QApplication before build_main_window()")
     sys.setswitchinterval(min(sys.getswitchinterval(), GUI_SWITCH_INTERVAL_S))
+    gc_policy.install(QApplication.instance())
     window = MainWindow()
     window.resize(1400, 900)
     window.show()

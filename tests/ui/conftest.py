@@ -106,3 +106,13 @@ def gate():
     g = Gate()
     yield g
     g.release()  # never leave a worker waiting
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_in_the_gui_thread():
+    """Collect each test's dead widgets here, in the GUI thread, before the next test starts
+    workers (see aptviewer.ui.gc_policy for why a worker thread must never do it)."""
+    yield
+    import gc
+
+    gc.collect()
