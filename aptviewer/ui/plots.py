@@ -53,7 +53,7 @@ def set_axis_label(item: pg.PlotItem, side: str, text: str, color: str = _FOREGR
     axis = item.getAxis(side)
     if getattr(axis, "_aptviewer_label", None) != (text, color, size):
         axis._aptviewer_label = (text, color, size)
-        axis.setLabel(text, color=color, size=size)
+        axis.setLabel(text, **{"color": color, "font-size": size})  # CSS: pyqtgraph ignores size=
 
 
 def set_title(item: pg.PlotItem, text: str) -> None:
@@ -317,7 +317,7 @@ class HitMapPlot(_BasePlot):
         bar_axis.setPen(pg.mkPen(_FOREGROUND))
         bar_axis.setTextPen(pg.mkPen(_FOREGROUND))
         bar_axis.enableAutoSIPrefix(False)
-        bar_axis.setLabel("hits per bin", color=_FOREGROUND.name(), size="9pt")
+        bar_axis.setLabel("hits per bin", **{"color": _FOREGROUND.name(), "font-size": "9pt"})
         bar_axis.setWidth(AXIS_WIDTH)
         self.image.setVisible(False)
 
