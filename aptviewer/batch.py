@@ -123,6 +123,12 @@ class Outcome:
     seconds: float = 0.0
 
 
+def _write(stream, text: str) -> None:
+    """One line (or block) of console output, flushed at once so logs of long runs stay current."""
+    stream.write(text + "\n")
+    stream.flush()
+
+
 class _Console:
     """Progress and messages: a tqdm bar per file on a terminal, plain lines otherwise."""
 
@@ -134,10 +140,10 @@ class _Console:
 
     def say(self, text: str = "") -> None:
         if not self.quiet:
-            print(text, file=self.out, flush=True)
+            _write(self.out, text)
 
     def error(self, text: str) -> None:
-        print(text, file=self.err, flush=True)
+        _write(self.err, text)
 
     @contextmanager
     def progress(self, label: str, unit: str = "rows"):
@@ -170,7 +176,7 @@ class _Console:
             tenth = 10 * done // total if total else 10
             if tenth > reported[0]:
                 reported[0] = tenth
-                print(f"  {label}: {10 * tenth:3d}% ({done:,} / {total:,} {unit})", file=self.out, flush=True)
+                _write(self.out, f"  {label}: {10 * tenth:3d}% ({done:,} / {total:,} {unit})")
 
         yield plain
 
@@ -186,7 +192,7 @@ class _Console:
             lines.append(f"  {'status':<9} {'file':<{width}}  {'time':>7}  detail")
             for o in outcomes:
                 lines.append(f"  {o.status:<9} {str(o.path):<{width}}  {o.seconds:6.1f}s  {o.detail}".rstrip())
-        print("\n".join(lines), file=self.out, flush=True)
+        _write(self.out, "\n".join(lines))
 
 
 # ---------------------------------------------------------------------------------------
@@ -206,8 +212,7 @@ def _ctrl_c_cancels(event: threading.Event):
         if event.is_set():
             raise KeyboardInterrupt
         event.set()
-        print("\ncancelling: the current file stops after this chunk (Ctrl-C again to abort at once)",
-              file=sys.stderr, flush=True)
+        _write(sys.stderr, "\ncancelling: the current file stops after this chunk (Ctrl-C again to abort at once)")
 
     previous = signal.signal(signal.SIGINT, handler)
     try:
@@ -354,9 +359,9 @@ def _list_instruments(console: _Console) -> None:
 
     presets = list_builtin_presets()
     width = max(map(len, presets))
-    print("Built-in reflectron presets (--instrument KEY; case, spaces and dashes are ignored):", file=console.out)
+    _write(console.out, "Built-in reflectron presets (--instrument KEY; case, spaces and dashes are ignored):")
     for key, name in presets.items():
-        print(f"  {key:<{width}}  {name}", file=console.out)
+        _write(console.out, f"  {key:<{width}}  {name}")
     console.out.flush()
 
 
