@@ -46,3 +46,16 @@ def test_core_imports_without_qt():
             "print(any(m.startswith(('PySide6', 'pyqtgraph', 'aptviewer.ui')) for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_demo_dataset_is_made_in_a_fresh_cache_folder(tmp_path, monkeypatch):
+    from aptviewer.__main__ import DEMO_ROWS, ensure_demo_dataset
+    from aptviewer.core import open_epos
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # does not exist yet
+    monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "cache"))
+    path = ensure_demo_dataset()
+    assert path.parent.is_dir() and path.stat().st_size == DEMO_ROWS * 44
+    with open_epos(path) as table:
+        assert table.n_rows == DEMO_ROWS
+    assert ensure_demo_dataset() == path  # made once

@@ -31,6 +31,8 @@ _DISK_MARGIN_BYTES = 64 << 20
 def check_free_space(target, needed_bytes: int) -> None:
     """Raise :class:`InsufficientDiskSpaceError` if the target's disk cannot hold ``needed_bytes``."""
     folder = Path(target).resolve().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the output's folder may not exist yet: ask its disk
     free = shutil.disk_usage(folder).free
     if free < needed_bytes + _DISK_MARGIN_BYTES:
         raise InsufficientDiskSpaceError(

@@ -74,5 +74,6 @@ def test_missing_columns_are_reported_before_any_file_is_made(tmp_path):
 
 def test_free_space_check(tmp_path):
     check_free_space(tmp_path / "small.bin", 1024)
+    check_free_space(tmp_path / "not" / "made" / "yet" / "small.bin", 1024)  # folders come later
     with pytest.raises(InsufficientDiskSpaceError, match="not enough free disk space"):
         check_free_space(tmp_path / "huge.bin", 1 << 60)
