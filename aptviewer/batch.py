@@ -13,7 +13,6 @@ partial output).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import signal
 import sys
@@ -22,7 +21,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .core import DEFAULT_CHUNK_SIZE, OperationCancelled

@@ -29,7 +29,13 @@ from .errors import (
     TableClosedError,
 )
 from .lazy import DEFAULT_CHUNK_SIZE, LazyColumn, LazyTable
-from .overview import DatasetOverview, OverviewAccumulator, processed_dataset_overview
+from .overview import (
+    DatasetOverview,
+    OverviewAccumulator,
+    overview_accumulator_for,
+    processed_dataset_overview,
+    stream_overview,
+)
 from .progress import is_cancelled, raise_if_cancelled
 from .readers import (
     EPOS_COLUMNS,
@@ -72,7 +78,8 @@ __all__ = [
     "atomic_output", "check_free_space", "store_df_to_hdf", "write_epos", "write_pos",
     "Histogram1D", "Histogram2D", "chunked_apply", "chunked_histogram", "chunked_histogram2d",
     "chunked_min_max", "iter_column_chunks", "iter_table_chunks",
-    "DatasetOverview", "OverviewAccumulator", "processed_dataset_overview", "is_cancelled", "raise_if_cancelled",
+    "DatasetOverview", "OverviewAccumulator", "overview_accumulator_for", "processed_dataset_overview",
+    "stream_overview", "is_cancelled", "raise_if_cancelled",
     "DRIFT_COLUMNS", "compute_tof_segment_drift", "normalize_signal_windows", "summarize_processed_dataset",
     "PROCESSED_COLUMNS", "ReflectronMesh", "correct_detector_coordinates", "correct_epos_file", "correct_epos_streaming",
     "list_builtin_presets", "load_builtin_preset", "load_mesh",

@@ -225,22 +225,41 @@ def processed_dataset_overview(source, mc_max=100.0, tof_max=5000.0, bin_size=0.
     cancel : callable or threading.Event, optional
         Checked between chunks; raises :class:`~aptviewer.core.errors.OperationCancelled`.
     """
+    accumulator = overview_accumulator_for(source, mc_range=(0.0, mc_max), mc_bin=bin_size,
+                                           tof_range=(0.0, tof_max), tof_bin=tof_bin_size,
+                                           detector_bins=detector_bins, detector_range=detector_range,
+                                           history_max_points=history_max_points)
+    for rows_done in stream_overview(source, accumulator, chunk_size, cancel=cancel):
+        report_progress(progress_callback, rows_done, accumulator.n_rows)
+    return accumulator.snapshot()
+
+
+def overview_accumulator_for(source, **binning) -> OverviewAccumulator:
+    """An :class:`OverviewAccumulator` for the columns, dtypes and length of ``source``.
+
+    ``binning`` takes the keyword arguments of :class:`OverviewAccumulator`. The length is
+    that of the columns the overview reads (pyccapt-raw groups may differ in length).
+    """
     columns, dtypes = _columns_and_dtypes(source)
-    probe = OverviewAccumulator(columns, 0, history_max_points=history_max_points)
-    n_rows = _extent(source, probe.needed_columns)
-    accumulator = OverviewAccumulator(columns, n_rows, mc_range=(0.0, mc_max), mc_bin=bin_size,
-                                      tof_range=(0.0, tof_max), tof_bin=tof_bin_size, detector_bins=detector_bins,
-                                      detector_range=detector_range, history_max_points=history_max_points,
-                                      dtypes=dtypes)
+    probe = OverviewAccumulator(columns, 0, history_max_points=binning.get("history_max_points", 100_000))
+    return OverviewAccumulator(columns, _extent(source, probe.needed_columns), dtypes=dtypes, **binning)
+
+
+def stream_overview(source, accumulator: OverviewAccumulator, chunk_size=DEFAULT_CHUNK_SIZE, *, cancel=None):
+    """Feed ``source`` to ``accumulator`` chunk by chunk, yielding the rows done after each chunk.
+
+    The caller can take a snapshot between chunks (the GUI draws them as they come).
+    Checks ``cancel`` before every chunk and once more at the end.
+    """
     needed = accumulator.needed_columns
-    if needed:
+    what = str(getattr(source, "path", None) or "overview")
+    if not needed:
+        accumulator._rows = accumulator.n_rows  # nothing to accumulate: trivially complete
+    else:
         start = 0
-        what = str(getattr(source, "path", None) or "overview")
         for chunk in iter_table_chunks(source, needed, chunk_size):
             raise_if_cancelled(cancel, what)
             accumulator.update(chunk, start)
             start += len(chunk[needed[0]])
-            report_progress(progress_callback, start, n_rows)
-    else:
-        accumulator._rows = n_rows  # nothing to accumulate: the overview is trivially complete
-    return accumulator.snapshot()
+            yield start
+    raise_if_cancelled(cancel, what)

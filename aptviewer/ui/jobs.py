@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core.accumulate import Histogram2D, chunked_histogram2d, iter_table_chunks
+from ..core.accumulate import Histogram2D, chunked_histogram2d
 from ..core.errors import DataFormatError, OperationCancelled
 from ..core.lazy import DEFAULT_CHUNK_SIZE, LazyTable
-from ..core.overview import DatasetOverview, OverviewAccumulator
+from ..core.overview import DatasetOverview, OverviewAccumulator, overview_accumulator_for, stream_overview
 from ..core.progress import raise_if_cancelled
 from ..core.readers import fetch_dataset_from_dld_grp, open_any, open_epos, open_processed_hdf5, sniff_format
 
@@ -118,22 +118,12 @@ class StreamResult:
     summary_error: str | None = None
 
 
-def _columns_and_dtypes(source):
-    if isinstance(source, pd.DataFrame):
-        return list(source.columns), {name: np.dtype(dtype) for name, dtype in source.dtypes.items()}
-    return source.columns, source.dtypes
-
-
 def make_overview_accumulator(source, settings: OverviewSettings) -> OverviewAccumulator:
     """The accumulator for ``source`` (LazyTable or DataFrame) with ``settings``' binning."""
-    columns, dtypes = _columns_and_dtypes(source)
-    kwargs = dict(mc_range=settings.mc_range, mc_bin=settings.mc_bin, tof_range=settings.tof_range,
-                  tof_bin=settings.tof_bin, detector_bins=settings.detector_bins,
-                  history_max_points=settings.history_max_points, dtypes=dtypes)
-    needed = OverviewAccumulator(columns, 0, **kwargs).needed_columns
-    # pyccapt-raw groups can differ in length: stream the rows every needed column has.
-    n_rows = min((len(source[name]) for name in needed), default=len(source))
-    return OverviewAccumulator(columns, n_rows, **kwargs)
+    return overview_accumulator_for(source, mc_range=settings.mc_range, mc_bin=settings.mc_bin,
+                                    tof_range=settings.tof_range, tof_bin=settings.tof_bin,
+                                    detector_bins=settings.detector_bins,
+                                    history_max_points=settings.history_max_points)
 
 
 def make_overview_job(table: LazyTable, settings: OverviewSettings, *, frame: pd.DataFrame | None = None,
@@ -167,22 +157,14 @@ def make_overview_job(table: LazyTable, settings: OverviewSettings, *, frame: pd
         if source is None:
             source = table
         accumulator = make_overview_accumulator(source, settings)
-        needed = accumulator.needed_columns
         total = accumulator.n_rows
-        start, last_report = 0, None
-        if needed:
-            for chunk in iter_table_chunks(source, needed, settings.chunk_size):
-                raise_if_cancelled(cancel, what)
-                accumulator.update(chunk, start)
-                start += len(chunk[needed[0]])
-                now = time.perf_counter()
-                if last_report is None or now - last_report >= min_interval:
-                    last_report = now
-                    report(_streaming_report("streaming", start, total, now - t0, accumulator.snapshot()))
-        raise_if_cancelled(cancel, what)
+        last_report = None
+        for start in stream_overview(source, accumulator, settings.chunk_size, cancel=cancel):
+            now = time.perf_counter()
+            if last_report is None or now - last_report >= min_interval:
+                last_report = now
+                report(_streaming_report("streaming", start, total, now - t0, accumulator.snapshot()))
         overview = accumulator.snapshot()
-        if not needed:
-            overview.rows_processed = overview.n_rows  # nothing to accumulate: complete as it is
         elapsed = time.perf_counter() - t0
         report(_streaming_report("streamed", overview.rows_processed, total, elapsed, overview))
         result = StreamResult(overview, elapsed, frame=source if isinstance(source, pd.DataFrame) else None)

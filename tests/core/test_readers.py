@@ -33,7 +33,7 @@ from aptviewer.core import (
     write_epos,
     write_pos,
 )
-from aptviewer.core.readers import EPOS_COLUMNS, EPOS_DTYPE, POS_COLUMNS, POS_DTYPE
+from aptviewer.core.readers import EPOS_COLUMNS, POS_COLUMNS, POS_DTYPE
 
 
 def _sha(path):

@@ -12,8 +12,9 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QApplication
 
 from aptviewer.core import chunked_histogram, chunked_histogram2d, open_epos, open_processed_hdf5, store_df_to_hdf
+from aptviewer.core import overview as core_overview
 from aptviewer.core.demo import write_demo_epos
-from aptviewer.ui import jobs, settings as prefs
+from aptviewer.ui import settings as prefs
 from aptviewer.ui.plots import LOG_FLOOR
 
 STREAM_TIMEOUT = 20_000
@@ -44,7 +45,7 @@ def assert_plots_equal_core(window, table, mc_bin=0.1, mc_range=(0.0, 100.0), to
     np.testing.assert_array_equal(hitmap.edges[1], ye)
 
 
-class SlowAccumulator(jobs.OverviewAccumulator):
+class SlowAccumulator(core_overview.OverviewAccumulator):
     """Holds the worker after its first chunk until the test's gate opens."""
 
     gate = None
@@ -58,7 +59,7 @@ class SlowAccumulator(jobs.OverviewAccumulator):
 @pytest.fixture
 def held_stream(monkeypatch, gate):
     SlowAccumulator.gate = gate
-    monkeypatch.setattr(jobs, "OverviewAccumulator", SlowAccumulator)
+    monkeypatch.setattr(core_overview, "OverviewAccumulator", SlowAccumulator)  # the GUI's builds come from here
     yield gate
     SlowAccumulator.gate = None
 
@@ -368,15 +369,15 @@ def test_unsupported_file_names_the_problem(window, tmp_path):
 def test_a_failure_while_streaming_is_reported_and_the_window_stays_usable(qtbot, window, demo_epos, monkeypatch):
     from aptviewer.core.errors import DataFormatError
 
-    class Broken(jobs.OverviewAccumulator):
+    class Broken(core_overview.OverviewAccumulator):
         def update(self, chunk, start):
             raise DataFormatError(demo_epos, "read error at row 4096")
 
-    monkeypatch.setattr(jobs, "OverviewAccumulator", Broken)
+    monkeypatch.setattr(core_overview, "OverviewAccumulator", Broken)
     open_and_wait(qtbot, window, demo_epos, outcome="failed")
     assert "read error at row 4096" in window.last_error
     assert window.stage_label.text() == "Failed"
-    monkeypatch.setattr(jobs, "OverviewAccumulator", Broken.__mro__[1])
+    monkeypatch.setattr(core_overview, "OverviewAccumulator", Broken.__mro__[1])
     with qtbot.waitSignal(window.task_ended, check_params_cb=ended("stream", "finished"), timeout=STREAM_TIMEOUT):
         window.restart_stream()
 
