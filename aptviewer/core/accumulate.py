@@ -65,7 +65,7 @@ def _chunk_reader(*columns):
         # Fields of one record file are extracted in one pass (LazyTable groups them).
         table = LazyTable({str(i): c for i, c in enumerate(columns)})
         names = [str(i) for i in range(len(columns))]
-        return min(len(c) for c in columns), lambda lo, hi: tuple(table._read_rows(names, lo, hi).values())
+        return min(len(c) for c in columns), lambda lo, hi: tuple(table.read_rows(names, lo, hi).values())
     arrays = [c if isinstance(c, LazyColumn) else _as_1d(c) for c in columns]
     return min(len(a) for a in arrays), lambda lo, hi: tuple(a[lo:hi] for a in arrays)
 

@@ -494,10 +494,15 @@ class LazyTable:
         stop = extent if stop is None else max(0, min(int(stop), extent))
         for lo in range(max(0, int(start)), stop, chunk_size):
             hi = min(lo + chunk_size, stop)
-            yield self._read_rows(wanted, lo, hi)
+            yield self.read_rows(wanted, lo, hi)
 
-    def _read_rows(self, names: Sequence[str], lo: int, hi: int, out: dict | None = None) -> dict[str, np.ndarray]:
-        """Rows ``lo:hi`` of ``names``, into the arrays of ``out`` when given (else new ones)."""
+    def read_rows(self, names: Sequence[str], lo: int, hi: int, out: dict | None = None) -> dict[str, np.ndarray]:
+        """Rows ``lo:hi`` of the columns ``names`` as ``{name: ndarray}``.
+
+        With ``out`` (``{name: array of hi - lo values}``) the values are written into those
+        arrays, cast to their dtypes, so a caller can fill its own buffers without a copy.
+        Fields of one memory-mapped record file are read in a single pass over the records.
+        """
         if out is None:
             out = {name: np.empty(hi - lo, dtype=self._columns[name].dtype) for name in names}
         # Fields of one record file are extracted together, block by block (see
@@ -547,7 +552,7 @@ class LazyTable:
 
         def fill(lo, hi):
             raise_if_cancelled(cancel, str(self.path or "table"))
-            self._read_rows(wanted, lo, hi, out={name: buffers[name][lo:hi] for name in wanted})
+            self.read_rows(wanted, lo, hi, out={name: buffers[name][lo:hi] for name in wanted})
             with lock:
                 done[0] += hi - lo
                 report_progress(progress_callback, done[0], n)

@@ -79,7 +79,7 @@ import pandas as pd
 
 from .. import __version__, _resources
 from .errors import DataFormatError
-from .lazy import DEFAULT_CHUNK_SIZE, _check_chunk_size, _FieldSource
+from .lazy import DEFAULT_CHUNK_SIZE, _check_chunk_size
 from .progress import raise_if_cancelled, report_progress
 from .readers import EPOS_COLUMNS, open_epos, read_epos
 from .writers import atomic_output, check_free_space, write_epos
@@ -775,8 +775,6 @@ COLUMN_NOTES = (
 # row each) and pandas' own copy of the frame it appends (an int64 index, record buffers).
 # Larger appends are not faster: pandas writes and flushes in 100,000-row pieces anyway.
 _APPEND_ROWS = 1 << 18
-# EPOS rows read from the memory map per copy into the output blocks.
-_READ_ROWS = 1 << 16
 # Output bytes per row: the 15 columns and the int64 index pandas stores.
 _ROW_BYTES = sum(dtype.itemsize for dtype in PROCESSED_COLUMNS.values()) + 8
 #: The HDFStore.append settings of every output (the benchmark's I/O floor uses them too).
@@ -813,23 +811,15 @@ class _OutputBlocks:
         # Grid units stand in for millimetres, and x_det is in "cm": divide by 10.
         mesh._locator.correct_into(detx, dety, self.f64[0, offset:stop], self.f64[1, offset:stop], scale=0.1)
 
-    def fill_from_table(self, table, start: int, stop: int, mesh: ReflectronMesh) -> None:
-        """Write rows ``start:stop`` of an open EPOS table into rows ``0 ...`` of the blocks."""
-        store = _mapped_records(table)
-        if store is None:
-            for offset in range(start, stop, _READ_ROWS):
-                chunk = next(table.iter_chunks(EPOS_COLUMNS, _READ_ROWS, start=offset, stop=stop))
-                self.fill(offset - start, chunk, mesh)
-            return
-        self.copy_from_records(store, start, stop)
-        self.correct(stop - start, mesh)
+    def copy_from_table(self, table, start: int, stop: int) -> None:
+        """Copy rows ``start:stop`` of an open EPOS table into rows ``0 ...`` of the blocks.
 
-    def copy_from_records(self, store, start: int, stop: int) -> None:
-        """Copy rows ``start:stop`` from the memory map (one pass over the records); the
-        detector coordinates go to :meth:`det_buffers` for :meth:`correct`."""
+        One :meth:`LazyTable.read_rows` call: a memory-mapped file is read in one pass over
+        its records. The detector coordinates go to :meth:`det_buffers` for :meth:`correct`.
+        """
         n_rows = stop - start
         det = self.det_buffers(n_rows)
-        fields, outs, copies = ["det_x (mm)", "det_y (mm)"], [det[0], det[1]], []
+        out, copies = {"det_x (mm)": det[0], "det_y (mm)": det[1]}, []
         for block, sources in ((self.f32, _FLOAT32_SOURCES), (self.i64, _INT64_SOURCES)):
             first_row = {}
             for row, source in enumerate(sources):
@@ -839,14 +829,13 @@ class _OutputBlocks:
                     copies.append((block[row, :n_rows], block[first_row[source], :n_rows]))
                     continue
                 first_row[source] = row
-                fields.append(source)
-                outs.append(block[row, :n_rows])
-        store.read_fields_into(fields, outs, start, stop)
+                out[source] = block[row, :n_rows]
+        table.read_rows(list(out), start, stop, out=out)
         for target, source in copies:
             np.copyto(target, source)
 
     def correct(self, n_rows: int, mesh: ReflectronMesh) -> None:
-        """Correct the first ``n_rows`` detector coordinates copied by :meth:`copy_from_records`."""
+        """Correct the first ``n_rows`` detector coordinates copied by :meth:`copy_from_table`."""
         det = self.det_buffers(n_rows)
         mesh._locator.correct_into(det[0], det[1], self.f64[0, :n_rows], self.f64[1, :n_rows], scale=0.1)
 
@@ -899,14 +888,6 @@ def _helper_thread():
         return _Inline()
     return ThreadPoolExecutor(1, thread_name_prefix="aptviewer-reflectron")
 
-
-
-def _mapped_records(table):
-    """The memory-mapped records behind an EPOS table, or None if it is not memory-mapped."""
-    sources = [table[name]._source for name in EPOS_COLUMNS]
-    if all(isinstance(source, _FieldSource) for source in sources) and len({id(s.store) for s in sources}) == 1:
-        return sources[0].store
-    return None
 
 
 def processed_frame(epos_chunk: Mapping[str, np.ndarray], mesh, start: int = 0) -> pd.DataFrame:
@@ -963,9 +944,6 @@ class _Writer:
     """Appends output frames to a new table-format HDF5 file, then records the attributes."""
 
     def __init__(self, path, total_rows: int):
-        # HDF5 writes a file it creates markedly faster than one it truncates, so the
-        # empty placeholder atomic_output reserved the name with is removed first.
-        Path(path).unlink(missing_ok=True)
         self.store = pd.HDFStore(path, mode="w")
         self.total_rows = total_rows
 
@@ -1036,17 +1014,14 @@ def correct_epos_streaming(epos_path, mesh, h5_output_path, *, chunk_size: int =
         raise_if_cancelled(cancel, what)
         mesh._locator  # build the look-up grid before the first chunk
         starts = range(0, total, step)
-        store = _mapped_records(table)
         # Two sets of blocks: while this thread appends one chunk, a helper thread corrects
         # the detector coordinates of the next (NumPy releases the GIL while it works).
-        # This thread copies each chunk from the memory map first, in one pass.
+        # This thread copies each chunk from the file first.
         buffers = (_OutputBlocks(min(step, total)), _OutputBlocks(min(step, total)))
 
         def prepare(k: int):
             blocks, start, stop = buffers[k % 2], starts[k], min(starts[k] + step, total)
-            if store is None:
-                return pool.submit(blocks.fill_from_table, table, start, stop, mesh)
-            blocks.copy_from_records(store, start, stop)
+            blocks.copy_from_table(table, start, stop)
             return pool.submit(blocks.correct, stop - start, mesh)
 
         with atomic_output(output, inputs=[epos_path]) as temp, _Writer(temp, total) as writer, \

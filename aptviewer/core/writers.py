@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -73,13 +73,14 @@ def atomic_output(path, *, inputs=()):
         if source is not None and (_same_file(source, path) or Path(source).resolve() == path.resolve()):
             raise ValueError(f"{path}: refusing to overwrite the input file; choose another output path")
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(handle)
-    temp = Path(temp_name)
+    # A unique name that does not exist yet: the writer creates the file itself (HDF5
+    # writes a file it creates markedly faster than one it has to truncate).
+    temp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.part"
     try:
         yield temp
-        # mkstemp makes the file private (0600); give the output the usual permissions.
-        os.chmod(temp, 0o666 & ~_UMASK)
+        if not temp.exists():
+            raise FileNotFoundError(f"{path}: the writer produced no file")
+        os.chmod(temp, 0o666 & ~_UMASK)  # the usual permissions, whatever the writer used
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -27,6 +27,19 @@ def _label(quantity: str, unit: str) -> str:
     return f"{quantity} ({unit})" if unit else quantity
 
 
+def _write_csv(path, comment: str, header, rows) -> Path:
+    """Write ``header`` and ``rows`` to ``path`` atomically, after a ``# comment`` line if any."""
+    path = Path(path)
+    with atomic_output(path) as temp:
+        with open(temp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            if comment:
+                writer.writerow([f"# {comment}"])
+            writer.writerow(header)
+            writer.writerows(rows)
+    return path
+
+
 def write_histogram_csv(path, counts, edges, quantity: str, unit: str, *, source: str = "") -> Path:
     """Write a 1-D histogram as ``bin_start, bin_end, bin_center, counts`` rows.
 
@@ -36,18 +49,12 @@ def write_histogram_csv(path, counts, edges, quantity: str, unit: str, *, source
     edges = np.asarray(edges, dtype=np.float64)
     if edges.size != counts.size + 1:
         raise ValueError(f"{counts.size} counts need {counts.size + 1} edges, got {edges.size}")
-    path = Path(path)
-    with atomic_output(path) as temp:
-        with open(temp, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            if source:
-                writer.writerow([f"# {quantity} histogram of {source}"])
-            writer.writerow([f"bin_start {_label(quantity, unit)}", f"bin_end {_label(quantity, unit)}",
-                             f"bin_center {_label(quantity, unit)}", "counts"])
-            centers = (edges[:-1] + edges[1:]) / 2
-            writer.writerows(zip((repr(float(v)) for v in edges[:-1]), (repr(float(v)) for v in edges[1:]),
-                                 (repr(float(v)) for v in centers), (int(c) for c in counts)))
-    return path
+    centers = (edges[:-1] + edges[1:]) / 2
+    header = [f"bin_start {_label(quantity, unit)}", f"bin_end {_label(quantity, unit)}",
+              f"bin_center {_label(quantity, unit)}", "counts"]
+    rows = zip((repr(float(v)) for v in edges[:-1]), (repr(float(v)) for v in edges[1:]),
+               (repr(float(v)) for v in centers), (int(c) for c in counts))
+    return _write_csv(path, f"{quantity} histogram of {source}" if source else "", header, rows)
 
 
 def write_histogram2d_csv(path, counts, x_edges, y_edges, x_quantity: str, y_quantity: str, unit: str, *,
@@ -58,22 +65,14 @@ def write_histogram2d_csv(path, counts, x_edges, y_edges, x_quantity: str, y_qua
     y_edges = np.asarray(y_edges, dtype=np.float64)
     if counts.shape != (x_edges.size - 1, y_edges.size - 1):
         raise ValueError(f"counts of shape {counts.shape} do not match {x_edges.size} x and {y_edges.size} y edges")
-    path = Path(path)
     ix, iy = np.meshgrid(np.arange(counts.shape[0]), np.arange(counts.shape[1]), indexing="ij")
     ix, iy = ix.ravel(), iy.ravel()
-    with atomic_output(path) as temp:
-        with open(temp, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            if source:
-                writer.writerow([f"# detector hit map of {source}"])
-            writer.writerow([f"{x_quantity}_start ({unit})" if unit else f"{x_quantity}_start",
-                             f"{x_quantity}_end ({unit})" if unit else f"{x_quantity}_end",
-                             f"{y_quantity}_start ({unit})" if unit else f"{y_quantity}_start",
-                             f"{y_quantity}_end ({unit})" if unit else f"{y_quantity}_end", "hits"])
-            writer.writerows(zip((repr(float(v)) for v in x_edges[ix]), (repr(float(v)) for v in x_edges[ix + 1]),
-                                 (repr(float(v)) for v in y_edges[iy]), (repr(float(v)) for v in y_edges[iy + 1]),
-                                 (int(c) for c in counts.ravel())))
-    return path
+    header = [_label(f"{x_quantity}_start", unit), _label(f"{x_quantity}_end", unit),
+              _label(f"{y_quantity}_start", unit), _label(f"{y_quantity}_end", unit), "hits"]
+    rows = zip((repr(float(v)) for v in x_edges[ix]), (repr(float(v)) for v in x_edges[ix + 1]),
+               (repr(float(v)) for v in y_edges[iy]), (repr(float(v)) for v in y_edges[iy + 1]),
+               (int(c) for c in counts.ravel()))
+    return _write_csv(path, f"detector hit map of {source}" if source else "", header, rows)
 
 
 def write_history_csv(path, index, mc=None, voltage=None, *, mc_label="mass-to-charge (Da)",
@@ -85,15 +84,9 @@ def write_history_csv(path, index, mc=None, voltage=None, *, mc_label="mass-to-c
         columns.append((voltage_label, np.asarray(voltage)))
     if mc is not None:
         columns.append((mc_label, np.asarray(mc)))
-    path = Path(path)
-    with atomic_output(path) as temp:
-        with open(temp, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            if source:
-                writer.writerow([f"# experiment history of {source} (evenly down-sampled)"])
-            writer.writerow([name for name, _ in columns])
-            writer.writerows(zip(*((repr(v.item()) for v in values) for _, values in columns)))
-    return path
+    rows = zip(*((repr(v.item()) for v in values) for _, values in columns))
+    return _write_csv(path, f"experiment history of {source} (evenly down-sampled)" if source else "",
+                      [name for name, _ in columns], rows)
 
 
 def _render_svg(plot_item: pg.PlotItem, target: Path, title: str) -> None:

@@ -406,8 +406,17 @@ def test_without_the_helper_thread_the_output_is_the_same(small_epos, small_refe
 
 def test_tables_that_are_not_memory_mapped_take_the_generic_path(small_epos, small_reference, tmp_path,
                                                                  monkeypatch):
-    monkeypatch.setattr(reflectron, "_mapped_records", lambda table: None)
-    monkeypatch.setattr(reflectron, "_READ_ROWS", 300)
+    from aptviewer.core.lazy import LazyColumn, LazyTable, _TransformedSource
+
+    original = reflectron.open_epos
+
+    def open_unmapped(path):
+        # The same columns behind a source that is not a memory-mapped field (as an HDF5 column).
+        table = original(path)
+        return LazyTable({name: LazyColumn(_TransformedSource(table[name]._source, lambda v: v, table[name].dtype),
+                                           name) for name in table.columns}, path=table.path, stores=table._stores)
+
+    monkeypatch.setattr(reflectron, "open_epos", open_unmapped)
     out = tmp_path / "generic.h5"
     correct_epos_streaming(small_epos, KEY, out, chunk_size=1_000)
     pd.testing.assert_frame_equal(pd.read_hdf(out, "df"), small_reference)

@@ -77,3 +77,15 @@ def test_free_space_check(tmp_path):
     check_free_space(tmp_path / "not" / "made" / "yet" / "small.bin", 1024)  # folders come later
     with pytest.raises(InsufficientDiskSpaceError, match="not enough free disk space"):
         check_free_space(tmp_path / "huge.bin", 1 << 60)
+
+
+def test_atomic_output_hands_out_a_fresh_name_and_needs_a_file(tmp_path):
+    target = tmp_path / "out.h5"
+    with atomic_output(target) as temp:
+        assert temp.parent == tmp_path and not temp.exists()  # the writer creates it
+        temp.write_bytes(b"x")
+    assert target.read_bytes() == b"x"
+    with pytest.raises(FileNotFoundError, match="produced no file"):
+        with atomic_output(tmp_path / "nothing.bin"):
+            pass
+    assert not (tmp_path / "nothing.bin").exists() and _leftovers(tmp_path) == []
