@@ -82,7 +82,8 @@ def _convert():
         blocks = reflectron._OutputBlocks(min(step, n_rows))
         for lo in range(0, n_rows, step):
             hi = min(lo + step, n_rows)
-            blocks.fill_from_table(table, lo, hi, _Identity)
+            blocks.copy_from_table(table, lo, hi)
+            blocks.correct(hi - lo, _Identity)
             store.append("df", blocks.frame(hi - lo, lo), expectedrows=n_rows, **reflectron.APPEND_OPTIONS)
     return n_rows
 """

@@ -834,6 +834,11 @@ class _OutputBlocks:
         for target, source in copies:
             np.copyto(target, source)
 
+    def fill_from_table(self, table, start: int, stop: int, mesh: ReflectronMesh) -> None:
+        """Copy rows ``start:stop`` of the table into the blocks and correct them."""
+        self.copy_from_table(table, start, stop)
+        self.correct(stop - start, mesh)
+
     def correct(self, n_rows: int, mesh: ReflectronMesh) -> None:
         """Correct the first ``n_rows`` detector coordinates copied by :meth:`copy_from_table`."""
         det = self.det_buffers(n_rows)
@@ -1014,15 +1019,13 @@ def correct_epos_streaming(epos_path, mesh, h5_output_path, *, chunk_size: int =
         raise_if_cancelled(cancel, what)
         mesh._locator  # build the look-up grid before the first chunk
         starts = range(0, total, step)
-        # Two sets of blocks: while this thread appends one chunk, a helper thread corrects
-        # the detector coordinates of the next (NumPy releases the GIL while it works).
-        # This thread copies each chunk from the file first.
+        # Two sets of blocks: while this thread appends one chunk, a helper thread reads and
+        # corrects the next (NumPy releases the GIL while it copies and corrects).
         buffers = (_OutputBlocks(min(step, total)), _OutputBlocks(min(step, total)))
 
         def prepare(k: int):
             blocks, start, stop = buffers[k % 2], starts[k], min(starts[k] + step, total)
-            blocks.copy_from_table(table, start, stop)
-            return pool.submit(blocks.correct, stop - start, mesh)
+            return pool.submit(blocks.fill_from_table, table, start, stop, mesh)
 
         with atomic_output(output, inputs=[epos_path]) as temp, _Writer(temp, total) as writer, \
                 _helper_thread() as pool:
