@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"aptviewer {__version__}")
     parser.add_argument("--demo", action="store_true",
                         help="generate a small synthetic EPOS dataset (once) and open it")
+    parser.add_argument("--convert", nargs=2, metavar=("SRC", "DST"),
+                        help="convert SRC to DST (.epos, .pos or .apt, from DST's extension), streaming; no window")
     batch = parser.add_argument_group("batch mode (headless)")
     batch.add_argument("--batch", action="store_true", help="process the PATHs without a window")
     batch.add_argument("--recursive", action="store_true", help="descend into sub-folders of folder PATHs")
@@ -68,6 +70,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.chunk_size is not None and args.chunk_size < 1:
         parser.error("--chunk-size must be a positive number of rows")
+    if args.convert:
+        from .convert_cli import run_convert
+
+        return run_convert(args, parser)
     if args.batch or args.list_instruments:
         from .batch import run_batch
 

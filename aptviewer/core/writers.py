@@ -102,7 +102,9 @@ def _iter_source_chunks(source, columns, chunk_size):
         yield {c: a[lo:lo + chunk_size] for c, a in arrays.items()}
 
 
-def _write_records(source, path, record_dtype, chunk_size) -> Path:
+def _write_records(source, path, record_dtype, chunk_size, progress_callback=None, cancel=None) -> Path:
+    from .progress import raise_if_cancelled, report_progress
+
     columns = list(record_dtype.names)
     if isinstance(source, LazyTable):
         source._select(columns)  # KeyError naming the missing columns before any file is made
@@ -117,26 +119,35 @@ def _write_records(source, path, record_dtype, chunk_size) -> Path:
     check_free_space(path, n_rows * record_dtype.itemsize)
     with atomic_output(path, inputs=inputs) as temp:
         with open(temp, "wb") as handle:
+            done = 0
             for chunk in _iter_source_chunks(source, columns, chunk_size):
+                raise_if_cancelled(cancel, str(path))
                 records = np.empty(len(chunk[columns[0]]), dtype=record_dtype)
                 for name in columns:
                     records[name] = chunk[name]
                 handle.write(records.tobytes())
+                done += len(records)
+                report_progress(progress_callback, done, n_rows)
+            raise_if_cancelled(cancel, str(path))
     return Path(path)
 
 
-def write_epos(frame_or_table, path, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Path:
+def write_epos(frame_or_table, path, chunk_size: int = DEFAULT_CHUNK_SIZE, *,
+               progress_callback=None, cancel=None) -> Path:
     """Write an ``.epos`` file from a DataFrame, a mapping of arrays or a LazyTable.
 
     A LazyTable is streamed chunk by chunk. The 11 EPOS columns (``x (nm)`` ... ``ipp``)
     must be present; values are stored as big-endian float32 / uint32.
+    ``progress_callback(rows_done, rows_total)`` is called after each chunk; ``cancel``
+    is checked before each and raises :class:`OperationCancelled`, leaving no file.
     """
-    return _write_records(frame_or_table, path, EPOS_DTYPE, int(chunk_size))
+    return _write_records(frame_or_table, path, EPOS_DTYPE, int(chunk_size), progress_callback, cancel)
 
 
-def write_pos(frame_or_table, path, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Path:
-    """Write a ``.pos`` file (``x (nm)``, ``y (nm)``, ``z (nm)``, ``m/n (Da)``)."""
-    return _write_records(frame_or_table, path, POS_DTYPE, int(chunk_size))
+def write_pos(frame_or_table, path, chunk_size: int = DEFAULT_CHUNK_SIZE, *,
+              progress_callback=None, cancel=None) -> Path:
+    """Write a ``.pos`` file (``x (nm)``, ``y (nm)``, ``z (nm)``, ``m/n (Da)``); hooks as :func:`write_epos`."""
+    return _write_records(frame_or_table, path, POS_DTYPE, int(chunk_size), progress_callback, cancel)
 
 
 def store_df_to_hdf(df: pd.DataFrame, key: str, path, format: str = "fixed") -> Path:
