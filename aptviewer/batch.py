@@ -29,7 +29,7 @@ from .core.progress import is_cancelled, raise_if_cancelled
 
 logger = logging.getLogger(__name__)
 
-DATA_SUFFIXES = (".epos", ".pos", ".h5", ".hdf5")
+DATA_SUFFIXES = (".epos", ".pos", ".apt", ".ato", ".h5", ".hdf5")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 #: Suffix of every output stem: ``run.epos`` -> ``run_corrected.h5``.
 OUTPUT_SUFFIX = "_corrected"

@@ -562,3 +562,47 @@ def _extend_box(xyz: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
 def _dtype_of(table, column) -> np.dtype:
     values = table[column]
     return np.dtype(values.dtype)
+
+
+# ---------------------------------------------------------------------------------------
+# File facts for the window and reports
+# ---------------------------------------------------------------------------------------
+
+
+def format_facts(table_format: str, attrs) -> list[tuple[str, str]]:
+    """Extra ``(title, text)`` facts about an ``.apt`` or ``.ato`` file, from its ``table.attrs``.
+
+    ``.apt``: original file name, creation time (UTC), bounding box and the sections that
+    are not columns (and any left out as damaged). ``.ato``: the version. Other formats: none.
+    """
+    facts: list[tuple[str, str]] = []
+    if table_format == "ato":
+        facts.append(("ATO version", str(attrs.get("version", "?"))))
+        if attrs.get("undocumented_bytes"):
+            facts.append(("Not read", f"{attrs['undocumented_bytes']} undocumented bytes per record"))
+        return facts
+    if table_format != "apt":
+        return facts
+    if attrs.get("original_name"):
+        facts.append(("Original name", attrs["original_name"]))
+    created = attrs.get("created")
+    facts.append(("Created", created.strftime("%Y-%m-%d %H:%M:%S UTC") if created else "not recorded"))
+    box = attrs.get("bounding_box")
+    if box:
+        facts.append(("Bounding box", ", ".join(f"{axis} {lo:.4g} to {hi:.4g}" for axis, (lo, hi) in zip("xyz", box))
+                      + " nm"))
+    others = attrs.get("other_sections") or []
+    if others:
+        facts.append(("Other sections", "; ".join(f"{o['name']} ({o['kind']}, {_size_text(o['bytes'])})"
+                                                  for o in others)))
+    damaged = [s["name"] for s in attrs.get("sections", []) if s.get("problem")]
+    if damaged:
+        facts.append(("Left out", ", ".join(damaged) + " (unreadable; see the warning)"))
+    return facts
+
+
+def _size_text(size: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
