@@ -28,6 +28,7 @@ import re
 import struct
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -528,18 +529,23 @@ def write_apt(table, path, *, columns: Sequence[str] | None = None, chunk_size: 
             handle.truncate(offset)
             done = 0
             buffers: dict[int, np.ndarray] = {}
-            for chunk in iter_table_chunks(table, wanted, chunk_size):
+            for chunk in _prefetched(iter_table_chunks(table, wanted, chunk_size)):
                 raise_if_cancelled(cancel, str(path))
                 rows = len(chunk[wanted[0]])
                 for index, section in enumerate(plan):
-                    out = buffers.get(index)
-                    if out is None or len(out) != rows * len(section.columns):
-                        out = buffers[index] = np.empty(rows * len(section.columns), dtype=section.dtype)
                     k = len(section.columns)
-                    for i, column in enumerate(section.columns):
-                        np.copyto(out[i::k], chunk[column], casting="unsafe")
+                    values = chunk[section.columns[0]]
+                    if k == 1 and values.dtype == section.dtype and values.flags.c_contiguous:
+                        out = values  # already the section's bytes: no copy
+                    else:
+                        out = buffers.get(index)
+                        if out is None or len(out) != rows * k:
+                            out = buffers[index] = np.empty(rows * k, dtype=section.dtype)
+                        for i, column in enumerate(section.columns):
+                            np.copyto(out[i::k], chunk[column], casting="unsafe")
                     if section.name == "Position":
-                        _extend_box(out.reshape(rows, 3), lo_box, hi_box)
+                        for axis, column in enumerate(section.columns):
+                            _extend_range(chunk[column], axis, lo_box, hi_box)
                     handle.seek(section.data_offset + done * section.record_size)
                     handle.write(out.data)
                 done += rows
@@ -551,12 +557,34 @@ def write_apt(table, path, *, columns: Sequence[str] | None = None, chunk_size: 
     return path
 
 
-def _extend_box(xyz: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
-    if len(xyz):
-        # fmin/fmax skip NaN; infinities are not a bounding box either
-        finite = np.where(np.isfinite(xyz), xyz, np.nan)
-        np.fmin(lo, np.fmin.reduce(finite, axis=0), out=lo)
-        np.fmax(hi, np.fmax.reduce(finite, axis=0), out=hi)
+def _prefetched(chunks):
+    """Yield from ``chunks`` while a helper thread reads the next one (at most two in memory).
+
+    Reading a chunk (NumPy copies, mmap page faults) and writing the previous one (the OS
+    write) both release the GIL, so the two overlap on a second core.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(next, chunks, None)
+        while True:
+            chunk = pending.result()
+            if chunk is None:
+                return
+            pending = pool.submit(next, chunks, None)
+            yield chunk
+
+
+def _extend_range(values: np.ndarray, axis: int, lo: np.ndarray, hi: np.ndarray) -> None:
+    """Widen ``lo[axis]``/``hi[axis]`` to the finite values of ``values`` (NaN and inf are no box)."""
+    if not len(values):
+        return
+    low, high = values.min(), values.max()  # the fast path: no NaN or inf in the chunk
+    if not (np.isfinite(low) and np.isfinite(high)):
+        finite = values[np.isfinite(values)]
+        if not len(finite):
+            return
+        low, high = finite.min(), finite.max()
+    lo[axis] = min(lo[axis], float(low))
+    hi[axis] = max(hi[axis], float(high))
 
 
 def _dtype_of(table, column) -> np.dtype:
