@@ -427,3 +427,50 @@ def test_apt_round_trip_keeps_unmapped_sections(rich_apt, tmp_path):
             for name in first.columns:
                 np.testing.assert_array_equal(second[name][:], first[name][:], err_msg=name)
                 assert second[name].dtype == first[name].dtype
+
+
+# ---------------------------------------------------------------------------------------
+# Any valid layout reads back exactly, in chunks of any size
+# ---------------------------------------------------------------------------------------
+
+_DTYPES = ["u1", "u2", "u4", "u8", "i1", "i2", "i4", "i8", "f4", "f8"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), rows=st.integers(0, 300), chunk_size=st.integers(1, 350),
+       layout=st.lists(st.tuples(st.sampled_from(_DTYPES), st.integers(1, 3), st.sampled_from([0, 4, 24, 40]),
+                                 st.integers(0, 9), st.booleans()), min_size=1, max_size=6))
+def test_any_layout_reads_back_exactly_in_chunks_of_any_size(tmp_path_factory, seed, rows, chunk_size, layout):
+    rng = np.random.default_rng(seed)
+    expected = {}
+    sections = []
+    for index, (code, k, extra_header, padding, unrelated_after) in enumerate(layout):
+        dtype = np.dtype("<" + code)
+        if dtype.kind == "f":
+            values = rng.normal(0, 1e3, (rows, k)).astype(dtype)
+        else:
+            info = np.iinfo(dtype)
+            values = rng.integers(info.min, info.max, (rows, k), dtype=dtype, endpoint=True)
+        name = f"S{index}"
+        sections.append(section(name, values if k > 1 else values[:, 0], unit="u",
+                                header_size=148 + extra_header, padding=padding))
+        if unrelated_after:
+            sections.append(section(f"U{index}", rng.normal(size=(rows + 3, 2)), relationship=3))
+        names = [f"{name} (u)"] if k == 1 else [f"{name} {i} (u)" for i in range(k)]
+        expected.update({column: values[:, i] for i, column in enumerate(names)})
+    path = tmp_path_factory.mktemp("layout") / "any.apt"
+    apt_file(path, rows, *sections)
+    with open_apt(path) as table:
+        assert table.columns == list(expected)
+        for name, values in expected.items():
+            assert table[name].dtype == values.dtype
+            np.testing.assert_array_equal(table[name][:], values)
+        pieces = {name: [] for name in expected}
+        for chunk in table.iter_chunks(chunk_size=chunk_size):
+            assert len(next(iter(chunk.values()))) <= chunk_size
+            for name, values in chunk.items():
+                pieces[name].append(values)
+        for name, values in expected.items():
+            streamed = np.concatenate(pieces[name]) if pieces[name] else np.empty(0, values.dtype)
+            np.testing.assert_array_equal(streamed, values)
+        assert len(table.attrs["other_sections"]) == sum(u for *_, u in layout)
