@@ -219,44 +219,47 @@ def read_layout(path) -> AptLayout:
                            filetime_to_datetime(created), ion_count)
         position = header_size
         previous = "file header"
-        while position < size:
+        damage = None  # (section, problem) where the walk had to stop
+        while position < size and damage is None:
             handle.seek(position)
             raw = handle.read(SECTION_HEADER.size)
             if len(raw) < SECTION_HEADER.size:
-                _problem(path, f"after {previous}", f"{size - position} stray bytes at offset {position}, "
-                                                    f"too few for a section header ({SECTION_HEADER.size} bytes)")
+                damage = (f"after {previous}", f"{size - position} stray bytes at offset {position}, too few "
+                                               f"for a section header ({SECTION_HEADER.size} bytes)")
                 break
             (signature, sec_header_size, sec_header_version, name, section_version, relationship, record_type,
              data_type, bits, record_size, unit, record_count, byte_count) = SECTION_HEADER.unpack(raw)
-            name = _utf16(name)
-            if signature != SECTION_SIGNATURE:
-                _problem(path, f"after {previous}", f"no section signature at offset {position} "
-                                                    f"(found {signature!r}); the rest of the file is skipped")
-                break
-            label = name or f"(unnamed, offset {position})"
-            if sec_header_size < SECTION_HEADER.size:
-                _problem(path, label, f"header size {sec_header_size} is below the minimum "
-                                      f"{SECTION_HEADER.size}; the rest of the file is skipped")
-                break
-            if byte_count < 0 or record_count < 0:
-                _problem(path, label, f"negative record count ({record_count}) or byte count ({byte_count}); "
-                                      "the rest of the file is skipped")
-                break
+            label = _utf16(name) or f"(unnamed, offset {position})"
             end = position + sec_header_size + byte_count
-            if end > size:
-                _problem(path, label, f"its byte count ({byte_count}) runs {end - size} bytes past the end "
-                                      f"of the file (truncated?)")
+            if signature != SECTION_SIGNATURE:
+                damage = (f"after {previous}", f"no section signature at offset {position} (found {signature!r})")
+            elif sec_header_size < SECTION_HEADER.size:
+                damage = (label, f"header size {sec_header_size} is below the minimum {SECTION_HEADER.size}")
+            elif byte_count < 0 or record_count < 0:
+                damage = (label, f"negative record count ({record_count}) or byte count ({byte_count})")
+            elif end > size:
+                damage = (label, f"its byte count ({byte_count}) runs {end - size} bytes past the end of the "
+                                 "file (truncated?)")
+            if damage is not None:
                 break
             box = None
-            if sec_header_size >= SECTION_HEADER.size + BOUNDING_BOX.size:
-                extra = handle.read(BOUNDING_BOX.size)
-                values = BOUNDING_BOX.unpack(extra)
+            if label.lower() == "position" and sec_header_size >= SECTION_HEADER.size + BOUNDING_BOX.size:
+                values = BOUNDING_BOX.unpack(handle.read(BOUNDING_BOX.size))
                 box = tuple((values[2 * i], values[2 * i + 1]) for i in range(3))
             layout.sections.append(AptSection(
                 label, position, sec_header_size, sec_header_version, section_version, relationship,
                 record_type, data_type, bits, record_size, _utf16(unit), record_count, byte_count, box))
             previous = f"section '{label}'"
             position = end
+    if damage is not None:
+        section, problem = damage
+        found = {s.name.lower() for s in layout.sections}
+        lost = [name for name in ESSENTIAL_SECTIONS if name.lower() not in found]
+        if lost and not _is_essential(section):
+            # The essential data may lie beyond the damage: opening without it would mislead.
+            raise DataFormatError(path, f"section '{section}': {problem}; no {' or '.join(lost)} section "
+                                        "was found before it")
+        _problem(path, section, problem + "; the rest of the file is skipped")
     return layout
 
 

@@ -233,6 +233,15 @@ def test_truncated_other_section_warns_and_the_rest_opens(tmp_path):
         np.testing.assert_array_equal(table["m/n (Da)"][:], MASS)
 
 
+def test_damage_before_position_or_mass_is_an_error(tmp_path):
+    # tofc runs past the end: Mass, which would follow it, can never be found
+    path = tmp_path / "early.apt"
+    apt_file(path, N, section("Position", XYZ, unit="nm"), section("tofc", MASS, unit="ns", byte_count=10**6),
+             section("Mass", MASS, unit="Da"))
+    with pytest.raises(DataFormatError, match=r"early\.apt.*'tofc'.*past the end.*no Mass section was found before"):
+        open_apt(path)
+
+
 def test_stray_bytes_after_the_last_section_warn(tmp_path):
     path = tmp_path / "stray.apt"
     path.write_bytes(file_header(N) + b"".join(_minimal()) + b"\0" * 20)
