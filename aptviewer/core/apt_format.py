@@ -180,12 +180,16 @@ def _is_essential(name: str) -> bool:
     return name.lower() in (n.lower() for n in ESSENTIAL_SECTIONS)
 
 
-def _problem(path: Path, section: str, message: str) -> None:
-    """Raise for a damaged essential section; warn (the section is left out) for any other."""
+def _problem(path: Path, section: str, message: str, stacklevel: int = 2) -> None:
+    """Raise for a damaged essential section; warn (the section is left out) for any other.
+
+    ``stacklevel`` counts frames up from the caller of ``_problem`` (1) to the line the
+    warning should name: the one that called :func:`open_apt`.
+    """
     if _is_essential(section):
         raise DataFormatError(path, f"section '{section}': {message}")
     warnings.warn(f"{path}: section '{section}': {message}; the section is left out",
-                  SectionWarning, stacklevel=4)
+                  SectionWarning, stacklevel=stacklevel + 1)
 
 
 def read_layout(path) -> AptLayout:
@@ -259,7 +263,7 @@ def read_layout(path) -> AptLayout:
             # The essential data may lie beyond the damage: opening without it would mislead.
             raise DataFormatError(path, f"section '{section}': {problem}; no {' or '.join(lost)} section "
                                         "was found before it")
-        _problem(path, section, problem + "; the rest of the file is skipped")
+        _problem(path, section, problem + "; the rest of the file is skipped", stacklevel=3)
     return layout
 
 
@@ -604,7 +608,8 @@ def format_facts(table_format: str, attrs) -> list[tuple[str, str]]:
     """Extra ``(title, text)`` facts about an ``.apt`` or ``.ato`` file, from its ``table.attrs``.
 
     ``.apt``: original file name, creation time (UTC), bounding box and the sections that
-    are not columns (and any left out as damaged). ``.ato``: the version. Other formats: none.
+    are not columns (a damaged section left out is told by its warning). ``.ato``: the
+    version. Other formats: none.
     """
     facts: list[tuple[str, str]] = []
     if table_format == "ato":
@@ -626,9 +631,6 @@ def format_facts(table_format: str, attrs) -> list[tuple[str, str]]:
     if others:
         facts.append(("Other sections", "; ".join(f"{o['name']} ({o['kind']}, {_size_text(o['bytes'])})"
                                                   for o in others)))
-    damaged = [s["name"] for s in attrs.get("sections", []) if s.get("problem")]
-    if damaged:
-        facts.append(("Left out", ", ".join(damaged) + " (unreadable; see the warning)"))
     return facts
 
 

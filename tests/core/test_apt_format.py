@@ -226,8 +226,9 @@ def test_truncated_other_section_warns_and_the_rest_opens(tmp_path):
     path = tmp_path / "cut_tail.apt"
     whole = file_header(N) + b"".join(_minimal(section("tofc", MASS, unit="ns")))
     path.write_bytes(whole[:-10])
-    with pytest.warns(SectionWarning, match=r"cut_tail\.apt.*section 'tofc'.*past the end"):
+    with pytest.warns(SectionWarning, match=r"cut_tail\.apt.*section 'tofc'.*past the end") as caught:
         table = open_apt(path)
+    assert caught[0].filename == __file__  # the warning points at the line that opened the file
     with table:
         assert "tofc (ns)" not in table
         np.testing.assert_array_equal(table["m/n (Da)"][:], MASS)
@@ -267,9 +268,11 @@ def test_record_count_differing_from_the_ion_count(tmp_path, essential):
             open_apt(path)
     else:
         apt_file(path, N, *_minimal(section("Vref", short, unit="V")))
-        with pytest.warns(SectionWarning, match=rf"'Vref'.*{N - 1} records but the file holds {N} ions.*left out"):
+        with pytest.warns(SectionWarning, match=rf"'Vref'.*{N - 1} records but the file holds {N} ions.*left out") \
+                as caught:
             with open_apt(path) as table:
                 assert "Vref (V)" not in table and len(table["m/n (Da)"]) == N
+        assert caught[0].filename == __file__
 
 
 @pytest.mark.parametrize(("kwargs", "problem"), [

@@ -92,3 +92,18 @@ def test_open_path_shows_the_sections_that_are_not_columns(qtbot, window, tmp_pa
     assert not [key for key in facts.labels if key.startswith("extra:")]
     with pytest.raises(KeyError):
         facts.text("Bounding box")
+
+
+def test_a_damaged_section_is_told_and_the_rest_is_drawn(qtbot, window, tmp_path):
+    rng = np.random.default_rng(2)
+    n = 1000
+    path = tmp_path / "damaged.apt"
+    apt_file(path, n,
+             section("Position", rng.normal(0, 10, (n, 3)).astype(np.float32), unit="nm"),
+             section("Mass", rng.uniform(1, 60, n).astype(np.float32), unit="Da"),
+             section("Vref", rng.uniform(1, 60, n - 1).astype(np.float32), unit="V"))
+    open_and_wait(qtbot, window, path)
+    rows = window.side_panel.facts.text("rows")
+    assert rows.startswith("1,000") and "section 'Vref': 999 records but the file holds 1000 ions" in rows
+    assert "Vref (V)" not in window.table
+    assert window.plots["mass"].counts.sum() == n
