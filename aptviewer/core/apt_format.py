@@ -613,7 +613,9 @@ def format_facts(table_format: str, attrs) -> list[tuple[str, str]]:
     """
     facts: list[tuple[str, str]] = []
     if table_format == "ato":
-        facts.append(("ATO version", str(attrs.get("version", "?"))))
+        order = attrs.get("byte_order", "little-endian")
+        facts.append(("ATO version", f"{attrs.get('version', '?')}" + (f" ({order})" if order != "little-endian"
+                                                                          else "")))
         if attrs.get("undocumented_bytes"):
             facts.append(("Not read", f"{attrs['undocumented_bytes']} undocumented bytes per record"))
         return facts

@@ -1,7 +1,8 @@
 """Rouen/GPM ``.ato`` files (LAWATAP version 3 and GPM version 5), read lazily.
 
-Both versions are little-endian fixed-size records after a header whose second uint32
-is the version; the record count follows from the file size. The layouts are the ones
+Both versions are fixed-size records after a header whose second uint32 is the version;
+the record count follows from the file size. Files are little-endian; a file whose version
+reads as 3 or 5 only big-endian is read big-endian throughout. The layouts are the ones
 public readers agree on (3Depict, ifes_apt_tc_data_modeling):
 
 - **version 3**: an 8-byte header, then records of 14 float32: x, y, z (Å), m/n (Da),
@@ -64,14 +65,23 @@ def _scaled(scale: float):
     return convert
 
 
-def ato_version(path) -> int:
-    """The version stored in an ``.ato`` header (its second little-endian uint32)."""
+def ato_version(path) -> tuple[int, str]:
+    """The version stored in an ``.ato`` header (its second uint32) and the file's byte order.
+
+    Files are little-endian as a rule (every example public readers describe), but one
+    reference describes big-endian ones: the byte order in which the version reads as a
+    known version (3 or 5) is taken for the whole file. Returns ``(version, "<" or ">")``.
+    """
     path = Path(path)
     with open(path, "rb") as handle:
         head = handle.read(8)
     if len(head) < 8:
         raise DataFormatError(path, f"too short for an .ato file ({len(head)} bytes; the header alone is 8)")
-    return struct.unpack("<II", head)[1]
+    little = struct.unpack("<I", head[4:])[0]
+    big = struct.unpack(">I", head[4:])[0]
+    if little not in _LAYOUTS and big in _LAYOUTS:
+        return big, ">"
+    return little, "<"
 
 
 def open_ato(path) -> LazyTable:
@@ -94,10 +104,11 @@ def open_ato(path) -> LazyTable:
     size = path.stat().st_size
     if size == 0:
         raise DataFormatError(path, "the file is empty (0 bytes)")
-    version = ato_version(path)
+    version, order = ato_version(path)
     if version not in _LAYOUTS:
         raise DataFormatError(path, f"ATO version {version} is not supported (versions 3 and 5 are)")
     header, record, spec = _LAYOUTS[version]
+    record = record.newbyteorder(order)
     if size < header:
         raise DataFormatError(path, f"ATO version {version} has a {header}-byte header but the file has "
                                     f"only {size} bytes")
@@ -113,7 +124,8 @@ def open_ato(path) -> LazyTable:
         if scale is not None:
             source = _TransformedSource(source, _scaled(scale), np.float32)
         columns[name] = LazyColumn(source, name)
-    attrs = {"file_size": size, "version": version, "trailing_bytes": trailing, "record_size": record.itemsize}
+    attrs = {"file_size": size, "version": version, "trailing_bytes": trailing, "record_size": record.itemsize,
+             "byte_order": "little-endian" if order == "<" else "big-endian"}
     if version == 5:
         attrs["undocumented_bytes"] = record.itemsize - 12
     return LazyTable(columns, path=path, format="ato", stores=[store], attrs=attrs)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from aptviewer.core import DataFormatError, open_any, sniff_format
+from aptviewer.core.apt_format import format_facts
 from aptviewer.core.ato_format import AtoTrailingBytesWarning, open_ato
 
 from .apt_builder import ato_v3, ato_v5
@@ -61,6 +62,8 @@ def test_version_5_positions_and_mass(tmp_path):
     with open_ato(path) as table:
         assert table.columns == ["x (nm)", "y (nm)", "z (nm)", "m/n (Da)"]
         assert table.attrs["version"] == 5 and table.attrs["undocumented_bytes"] == 28
+        assert format_facts("ato", table.attrs) == [("ATO version", "5"),
+                                                    ("Not read", "28 undocumented bytes per record")]
         np.testing.assert_array_equal(table["x (nm)"][:], x.astype(np.float32) * np.float32(0.01))
         np.testing.assert_array_equal(table["y (nm)"][:], y.astype(np.float32) * np.float32(0.01))
         np.testing.assert_array_equal(table["z (nm)"][:], z * np.float32(0.1))
@@ -98,3 +101,13 @@ def test_bad_ato_files(tmp_path, content, problem):
     path.write_bytes(content)
     with pytest.raises(DataFormatError, match=rf"bad\.ato.*{problem}"):
         open_ato(path)
+
+
+def test_a_big_endian_version_3_file(tmp_path, v3_records):
+    path = tmp_path / "be.ato"
+    path.write_bytes(b"\0\0\0\0\0\0\0\3" + v3_records.astype(">f4").tobytes())
+    with open_ato(path) as table:
+        assert table.attrs["version"] == 3 and table.attrs["byte_order"] == "big-endian"
+        np.testing.assert_array_equal(table["m/n (Da)"][:], v3_records[:, 3])
+        np.testing.assert_array_equal(table["TOF (ns)"][:], v3_records[:, 7] * np.float32(1000))
+        assert format_facts("ato", table.attrs) == [("ATO version", "3 (big-endian)")]
