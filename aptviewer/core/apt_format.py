@@ -464,6 +464,8 @@ def plan_apt_sections(columns: Sequence[str], dtypes: dict, path) -> list[_Plann
         if name.lower() in seen:
             raise ValueError(f"cannot write {path}: two columns would both become the section '{name}'")
         seen.add(name.lower())
+        _encode(name, 32, "section name", path)  # too long: say so before any file is made
+        _encode(unit, 16, "unit", path)
         plan.append(_PlannedSection(name, unit, [column], dtype.newbyteorder("<")))
     return plan
 

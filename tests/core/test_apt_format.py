@@ -397,6 +397,15 @@ def test_write_apt_from_a_mapping_and_other_columns(tmp_path):
     assert not (tmp_path / "bad.apt").exists()
 
 
+def test_write_apt_refuses_names_the_header_cannot_hold(tmp_path):
+    frame = {"x (nm)": XYZ[:, 0], "y (nm)": XYZ[:, 1], "z (nm)": XYZ[:, 2], "m/n (Da)": MASS}
+    with pytest.raises(ValueError, match="section name 'a very long section name indeed, surely' is longer than 32"):
+        write_apt({**frame, "a very long section name indeed, surely (V)": MASS}, tmp_path / "long.apt")
+    with pytest.raises(ValueError, match="two columns would both become the section 'Mass'"):
+        write_apt({**frame, "Mass (amu)": MASS}, tmp_path / "twice.apt")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_write_apt_needs_position_and_mass(tmp_path):
     with pytest.raises(KeyError, match=r"no columns \['m/n \(Da\)'\]"):
         write_apt({"x (nm)": XYZ[:, 0], "y (nm)": XYZ[:, 1], "z (nm)": XYZ[:, 2]}, tmp_path / "no_mass.apt")
