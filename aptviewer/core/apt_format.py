@@ -284,12 +284,16 @@ def _unusable_reason(section: AptSection, ion_count: int) -> str | None:
     return None
 
 
-def _column_names(section: AptSection, k: int, epos_detector_free: bool) -> list[str]:
+def _column_names(section: AptSection, k: int, names_lower: set[str]) -> list[str]:
     key = section.name.lower()
     if key == "position" and k == 3:
         return list(POSITION_COLUMNS)
-    if key == "detector coordinates" and k == 2 and epos_detector_free:
+    # Fallbacks: the two-value section and the older pulseDelta name stand in for the
+    # EPOS fields only when the sections that normally carry them are absent.
+    if key == "detector coordinates" and k == 2 and not {"xdet_mm", "ydet_mm"} & names_lower:
         return list(DETECTOR_COLUMNS)
+    if key == "pulsedelta" and k == 1 and "pulse delta" not in names_lower:
+        return ["pslep"]
     if k == 1 and key in EPOS_NAME_OF_SECTION:
         return [EPOS_NAME_OF_SECTION[key]]
     unit = f" ({section.unit})" if section.unit else ""
@@ -305,8 +309,8 @@ def open_apt(path) -> LazyTable:
     one column per value, mapped without a copy. Position -> ``x (nm)``, ``y (nm)``,
     ``z (nm)``; Mass -> ``m/n (Da)``; tof -> ``TOF (ns)``; Voltage -> ``HV_DC (V)``; Pulse
     Voltage -> ``pulse (V)``; XDet_mm/YDet_mm -> ``det_x (mm)``/``det_y (mm)`` (the
-    two-value Detector Coordinates when those are absent); Pulse Delta -> ``pslep``;
-    Multiplicity -> ``ipp``. Any other section keeps its name and unit (``tofc (ns)``,
+    two-value Detector Coordinates when those are absent); Pulse Delta -> ``pslep``
+    (pulseDelta when Pulse Delta is absent); Multiplicity -> ``ipp``. Any other section keeps its name and unit (``tofc (ns)``,
     ``Vref (V)``, ``Ion Type``).
 
     ``table.attrs`` holds the file's metadata: ``original_name``, ``created`` (UTC
@@ -327,7 +331,6 @@ def open_apt(path) -> LazyTable:
     path = _check_readable_file(path)
     layout = read_layout(path)
     names_lower = {s.name.lower() for s in layout.sections}
-    detector_free = not ({"xdet_mm", "ydet_mm"} & names_lower)
     columns: dict[str, LazyColumn] = {}
     stores: list[MappedRecords] = []
     described: list[dict] = []
@@ -347,7 +350,7 @@ def open_apt(path) -> LazyTable:
                 info["problem"] = reason
                 continue
             k = section.values_per_record
-            names = _column_names(section, k, detector_free)
+            names = _column_names(section, k, names_lower)
             taken = [n for n in names if n in columns]
             if taken:
                 _problem(path, section.name, f"a second section gives column(s) {taken}")
@@ -466,6 +469,10 @@ def plan_apt_sections(columns: Sequence[str], dtypes: dict, path) -> list[_Plann
         seen.add(name.lower())
         _encode(name, 32, "section name", path)  # too long: say so before any file is made
         _encode(unit, 16, "unit", path)
+        if column in ("ipp", "pslep") and dtype == np.dtype(np.uint32):
+            # AP Suite stores Multiplicity as int32 (readers such as apav refuse unsigned
+            # sections); the bits are the same, so EPOS -> APT -> EPOS stays identical.
+            dtype = np.dtype(np.int32)
         plan.append(_PlannedSection(name, unit, [column], dtype.newbyteorder("<")))
     return plan
 
@@ -479,7 +486,8 @@ def write_apt(table, path, *, columns: Sequence[str] | None = None, chunk_size: 
     (``m/n (Da)``) are written as float32; every other numeric column becomes one
     one-to-one section of its own dtype, EPOS columns under AP Suite's names (``TOF (ns)``
     -> tof, ``HV_DC (V)`` -> Voltage, ``det_x (mm)`` -> XDet_mm, ``pslep`` -> Pulse Delta,
-    ``ipp`` -> Multiplicity, ...), others as ``name (unit)`` -> section ``name``, unit
+    ``ipp`` -> Multiplicity, ...; EPOS's uint32 ``pslep`` and ``ipp`` as int32, AP Suite's
+    Multiplicity type, bit for bit), others as ``name (unit)`` -> section ``name``, unit
     ``unit``. The source is read once, chunk by chunk (memory is one chunk of all
     columns); each chunk is written into every section at its place. The file appears
     at ``path`` only when complete (see :func:`~aptviewer.core.writers.atomic_output`).

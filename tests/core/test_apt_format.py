@@ -134,6 +134,22 @@ def test_columns_are_views_of_the_file_without_a_copy_and_close_releases_it(rich
     path.rename(path.with_suffix(".moved"))  # nothing holds the file
 
 
+@pytest.mark.parametrize("with_pulse_delta", [False, True])
+def test_pulsedelta_stands_in_for_pulse_delta_only_when_that_is_absent(tmp_path, with_pulse_delta):
+    older = np.arange(N, dtype=np.int16)
+    newer = np.arange(N, dtype=np.int32) * 7
+    extra = [section("Pulse Delta", newer)] if with_pulse_delta else []
+    path = tmp_path / "pulses.apt"
+    apt_file(path, N, *_minimal(section("pulseDelta", older), *extra))
+    with open_apt(path) as table:
+        if with_pulse_delta:
+            np.testing.assert_array_equal(table["pslep"][:], newer)
+            np.testing.assert_array_equal(table["pulseDelta"][:], older)
+        else:
+            np.testing.assert_array_equal(table["pslep"][:], older)
+            assert "pulseDelta" not in table
+
+
 def test_xdet_ydet_win_over_detector_coordinates(tmp_path):
     det = np.arange(2 * N, dtype=np.float32).reshape(N, 2)
     xdet = np.full(N, 3.5, np.float32)
@@ -187,7 +203,7 @@ def test_sniff_and_open_any(rich_apt, tmp_path):
 # ---------------------------------------------------------------------------------------
 
 
-def _minimal(*extra, ion_count=N):
+def _minimal(*extra):
     return [section("Position", XYZ, unit="nm", bounding_box=BOX), section("Mass", MASS, unit="Da"), *extra]
 
 
@@ -372,7 +388,8 @@ def test_written_file_follows_the_layout(tmp_path, epos_records):
     xyz = np.stack([epos_records[c].astype(np.float64) for c in ("x (nm)", "y (nm)", "z (nm)")], axis=1)
     expected = tuple((float(np.nanmin(xyz[:, i])), float(np.nanmax(xyz[:, i]))) for i in range(3))
     assert position.bounding_box == expected
-    assert layout.sections[7].data_type == 2 and layout.sections[7].bits == 32  # pslep: uint32
+    for index in (7, 8):  # pslep, ipp: EPOS's uint32 bits as AP Suite's int32
+        assert layout.sections[index].data_type == 1 and layout.sections[index].bits == 32
     # one contiguous array per section, in the file at data_offset
     raw = out.read_bytes()
     mass = layout.sections[1]
