@@ -51,6 +51,7 @@ RELATIONSHIPS = {0: "unknown", 1: "one-to-one", 2: "indexed", 3: "unrelated", 4:
 RECORD_TYPES = {0: "unknown", 1: "fixed size", 2: "variable size", 3: "variable indexed"}
 DATA_TYPES = {0: "unknown", 1: "int", 2: "uint", 3: "float", 4: "string", 5: "other"}
 ONE_TO_ONE, FIXED_SIZE = 1, 1
+STRING, OTHER = 4, 5  # data types that are never columns
 _NUMPY_KIND = {1: "i", 2: "u", 3: "f"}
 _VALID_BITS = {1: (8, 16, 32, 64), 2: (8, 16, 32, 64), 3: (32, 64)}
 
@@ -310,8 +311,8 @@ def open_apt(path) -> LazyTable:
     ``z (nm)``; Mass -> ``m/n (Da)``; tof -> ``TOF (ns)``; Voltage -> ``HV_DC (V)``; Pulse
     Voltage -> ``pulse (V)``; XDet_mm/YDet_mm -> ``det_x (mm)``/``det_y (mm)`` (the
     two-value Detector Coordinates when those are absent); Pulse Delta -> ``pslep``
-    (pulseDelta when Pulse Delta is absent); Multiplicity -> ``ipp``. Any other section keeps its name and unit (``tofc (ns)``,
-    ``Vref (V)``, ``Ion Type``).
+    (pulseDelta when Pulse Delta is absent); Multiplicity -> ``ipp``. Any other section
+    keeps its name and unit (``tofc (ns)``, ``Vref (V)``, ``Ion Type``).
 
     ``table.attrs`` holds the file's metadata: ``original_name``, ``created`` (UTC
     datetime or None), ``ion_count``, ``bounding_box`` (((xmin, xmax), (ymin, ymax),
@@ -340,7 +341,7 @@ def open_apt(path) -> LazyTable:
             info = section.describe()
             info["columns"] = []
             described.append(info)
-            if section.relationship != ONE_TO_ONE or section.record_type != FIXED_SIZE or section.data_type in (4, 5):
+            if section.relationship != ONE_TO_ONE or section.record_type != FIXED_SIZE or section.data_type in (STRING, OTHER):
                 others.append({"name": section.name, "kind": section.kind, "bytes": section.byte_count,
                                "unit": section.unit})
                 continue
