@@ -20,7 +20,8 @@ DEMO_ROWS = 2_000_000
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aptviewer",
-        description="View and batch-process atom probe data (EPOS, POS, pyccapt-raw HDF5) with little memory.",
+        description="View, convert and batch-process atom probe data (EPOS, POS, AP Suite APT, ATO, pyccapt-raw "
+                    "HDF5) with little memory.",
         epilog="Without --batch, the files open in the desktop viewer.",
     )
     parser.add_argument("paths", nargs="*", metavar="PATH", help="data files (or, with --batch, folders)")
