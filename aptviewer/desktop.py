@@ -362,7 +362,7 @@ def describe_plan(plan: InstallPlan) -> str:
         out.append("\nset registry values (REG_SZ) under HKEY_CURRENT_USER:")
         for value in plan.registry:
             condition = "   (only if no program is registered for it yet)" if value.only_if_unset else ""
-            out.append(f"    {value.key}  {value.name or '(Default)'} = {value.value!r}{condition}")
+            out.append(f"    {value.key}  {value.name or '(Default)'} = {value.value or '(empty)'}{condition}")
     for shortcut in plan.shortcuts:
         out.append(f"\ncreate shortcut {shortcut.path} -> {shortcut.target} {shortcut.arguments}".rstrip())
     for command in plan.refresh:
@@ -502,28 +502,28 @@ def _refresh(commands, before) -> list[str]:
 
 
 def _refresh_after_removal(record: InstallRecord) -> None:
-    """Bring the caches up to date after removal; delete the caches aptviewer's install created
-    when nothing else remains for them to describe."""
+    """Undo what the refresh tools did: delete the caches that the installation created,
+    and bring caches that were there before up to date by running the tool again."""
     generated = {Path(p) for p in record.generated}
     for command in record.refresh:
         target = Path(command[-1])
         ours = {p for p in generated if target in p.parents}
-        sources = _tree(target) - {str(p) for p in ours}
-        if ours and not _has_sources(target, sources):
-            for path in ours:
-                _unlink(path)
-            for folder in sorted({p.parent for p in ours}, key=lambda p: len(p.parts), reverse=True):
-                if folder != target and folder.is_dir() and not any(folder.iterdir()):
-                    folder.rmdir()
-        elif shutil.which(command[0]) is not None and target.is_dir():
-            subprocess.run([shutil.which(command[0]), *command[1:]], check=False, capture_output=True, timeout=120)
+        for path in ours:
+            _unlink(path)
+        for folder in sorted({p.parent for p in ours}, key=lambda p: len(p.parts), reverse=True):
+            if folder != target and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        caches_before = [f for f in _tree(target) if not _is_tool_input(target, Path(f))]
+        program = shutil.which(command[0])
+        if caches_before and program is not None:
+            subprocess.run([program, *command[1:]], check=False, capture_output=True, timeout=120)
 
 
-def _has_sources(target: Path, files: set[str]) -> bool:
-    """Whether ``target`` still holds input files of its refresh tool (not only caches)."""
+def _is_tool_input(target: Path, path: Path) -> bool:
+    """Whether ``path`` is an input of the refresh tool of ``target`` (not a cache it writes)."""
     if target.name == "mime":
-        return any(Path(f).parent == target / "packages" for f in files)
-    return any(f.endswith(".desktop") for f in files)
+        return path.parent == target / "packages"
+    return path.suffix == ".desktop" or path.is_dir()
 
 
 # ---- Windows -------------------------------------------------------------------------

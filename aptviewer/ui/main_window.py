@@ -52,7 +52,7 @@ from .jobs import (
 )
 from .plots import HistoryPlot, HitMapPlot, SpectrumPlot, set_title
 from .side_panel import SidePanel, format_bytes, format_rows
-from .single_instance import present
+from .single_instance import attach as attach_instance
 from .smoke import arm_smoke_test
 from .views import CorrectionView, DriftView, suggest_tof_windows
 from .worker import Task, Worker
@@ -917,8 +917,7 @@ def main(paths=(), instance=None, smoke_test=False) -> int:
     app.setWindowIcon(app_icon())
     window = build_main_window(paths)  # noqa: F841 - kept alive for the loop
     if instance is not None:
-        instance.paths_received.connect(lambda handed: present(window, handed))
-        app.aboutToQuit.connect(instance.close)
+        attach_instance(app, window, instance)
     if smoke_test:
         arm_smoke_test(app, window)
     return app.exec()

@@ -186,6 +186,12 @@ def claim_instance(paths, name: str | None = None) -> InstanceServer | None:
             lock.unlock()
 
 
+def attach(app, window, instance: InstanceServer) -> None:
+    """Open what later starts hand over in ``window``; stop listening when ``app`` quits."""
+    instance.paths_received.connect(lambda paths: present(window, paths))
+    app.aboutToQuit.connect(instance.close)
+
+
 def present(window, paths) -> None:
     """Raise ``window`` above the others and open ``paths`` in it (what a hand-over does)."""
     if window.isMinimized():

@@ -1,0 +1,130 @@
+"""Build the standalone one-folder aptviewer bundle with PyInstaller and smoke-test it.
+
+Run from a checkout, in an environment where aptviewer is installed (``pip install -e .``)::
+
+    python packaging/build_bundle.py              # -> dist/aptviewer/ (and a smoke test)
+    python packaging/build_bundle.py --skip-build # only smoke-test an existing bundle
+
+It installs PyInstaller if it is missing, builds ``packaging/aptviewer.spec`` into
+``dist/aptviewer/`` and then checks the bundle in fresh processes, offscreen and with a
+throw-away home folder:
+
+1. ``aptviewer --demo --smoke-test`` generates the demo file, opens the window on it and must
+   exit 0 after the first complete draw (twice: the second start is the one timed);
+2. ``aptviewer --batch`` on the demo file must write the summary JSON and the overview PNG
+   (the PNG is drawn by a child process of the bundle);
+3. ``aptviewer --install-desktop --dry-run`` must name the bundle as the program to run.
+
+It prints the bundle size and the start times, and exits non-zero if a check fails. The
+same spec builds ``aptviewer.exe`` and ``aptviewer-gui.exe`` on Windows. This is a release
+check, not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = ROOT / "packaging" / "aptviewer.spec"
+PYINSTALLER = "pyinstaller>=6.10"
+
+
+def ensure_pyinstaller() -> None:
+    if importlib.util.find_spec("PyInstaller") is None:
+        print(f"installing {PYINSTALLER} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", PYINSTALLER], check=True)
+
+
+def build(dist: Path, work: Path) -> float:
+    ensure_pyinstaller()
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
+                    "--distpath", str(dist), "--workpath", str(work), str(SPEC)], check=True, cwd=ROOT)
+    return time.perf_counter() - start
+
+
+def folder_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def run(command, env, timeout=300) -> tuple[subprocess.CompletedProcess, float]:
+    start = time.perf_counter()
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    return result, time.perf_counter() - start
+
+
+def smoke_test(bundle: Path, repeats: int) -> list[str]:
+    """Run the checks; return the failures (empty: all passed)."""
+    exe = bundle / ("aptviewer.exe" if sys.platform == "win32" else "aptviewer")
+    failures = []
+    with tempfile.TemporaryDirectory(prefix="aptviewer-smoke-") as tmp:
+        home = Path(tmp)
+        env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(home), USERPROFILE=str(home),
+                   XDG_CACHE_HOME=str(home / "cache"), XDG_CONFIG_HOME=str(home / "config"),
+                   XDG_DATA_HOME=str(home / "data"), LOCALAPPDATA=str(home / "local"),
+                   APPDATA=str(home / "roaming"))
+        env.pop("PYTHONPATH", None)
+        times = []
+        for attempt in range(repeats + 1):
+            result, seconds = run([str(exe), "--demo", "--smoke-test"], env)
+            label = "first start (generates the demo file)" if attempt == 0 else f"start {attempt}"
+            print(f"  {label}: exit {result.returncode} in {seconds:.2f} s; {result.stderr.strip().splitlines()[-1:]}")
+            if result.returncode != 0:
+                failures.append(f"--demo --smoke-test exited {result.returncode}:\n{result.stderr[-3000:]}")
+                break
+            if attempt:
+                times.append(seconds)
+        if times:
+            print(f"  start to first complete draw and clean exit: median {statistics.median(times):.2f} s "
+                  f"over {len(times)} starts")
+        demo = home / ("local" if sys.platform == "win32" else "cache") / "aptviewer" / "demo.epos"
+        out = home / "batch"
+        result, seconds = run([str(exe), "--batch", str(demo), "--output-dir", str(out), "--quiet"], env)
+        print(f"  --batch: exit {result.returncode} in {seconds:.2f} s")
+        for name in ("demo_summary.json", "demo_overview.png"):
+            if result.returncode != 0 or not (out / name).is_file():
+                failures.append(f"--batch did not write {name} (exit {result.returncode}):\n"
+                                f"{(result.stdout + result.stderr)[-3000:]}")
+        result, _ = run([str(exe), "--install-desktop", "--dry-run"], env)
+        if result.returncode != 0 or str(bundle.resolve()) not in result.stdout:
+            failures.append(f"--install-desktop --dry-run does not run the bundle:\n{result.stdout[:1500]}{result.stderr}")
+        else:
+            print("  --install-desktop --dry-run: names the bundle")
+    return failures
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dist", type=Path, default=ROOT / "dist", help="output folder (default dist/)")
+    parser.add_argument("--work", type=Path, default=ROOT / "build" / "pyinstaller", help="PyInstaller's work folder")
+    parser.add_argument("--skip-build", action="store_true", help="smoke-test the existing bundle only")
+    parser.add_argument("--repeats", type=int, default=3, help="timed starts after the first (default 3)")
+    args = parser.parse_args(argv)
+    bundle = args.dist / "aptviewer"
+    if not args.skip_build:
+        seconds = build(args.dist, args.work)
+        print(f"built {bundle} in {seconds:.0f} s")
+    if not bundle.is_dir():
+        print(f"no bundle at {bundle}", file=sys.stderr)
+        return 2
+    size = folder_size(bundle)
+    files = sum(1 for p in bundle.rglob("*") if p.is_file())
+    print(f"bundle: {size / 2**20:.0f} MiB in {files} files")
+    print("smoke test:")
+    failures = smoke_test(bundle, args.repeats)
+    for failure in failures:
+        print(f"FAILED: {failure}", file=sys.stderr)
+    print("smoke test passed" if not failures else f"smoke test FAILED ({len(failures)} checks)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
