@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -101,7 +102,7 @@ class RegistryValue:
     key: str
     name: str
     value: str
-    #: Written only if the merged ``HKEY_CLASSES_ROOT`` view has no value there yet (used for
+    #: Written only if neither this user nor the machine has a value there yet (used for
     #: an extension's default program, so that aptviewer never replaces another's).
     only_if_unset: bool = False
 
@@ -188,15 +189,32 @@ def default_command(system: str | None = None) -> tuple[str, ...]:
         here = Path(sys.executable).resolve()
         windowed = here.with_name(f"aptviewer-gui{exe}")
         return (str(windowed if windowed.exists() else here),)
-    candidates = [Path(sysconfig.get_path("scripts")) / f"aptviewer-gui{exe}",
-                  Path(sys.executable).parent / f"aptviewer-gui{exe}"]
-    for launcher in candidates:
+    launcher = _installed_script(f"aptviewer-gui{exe}")
+    if launcher is not None:
+        return (str(launcher),)
+    for folder in (sysconfig.get_path("scripts"), Path(sys.executable).parent):
+        launcher = Path(folder) / f"aptviewer-gui{exe}"
         if launcher.exists():
             return (str(launcher.resolve()),)
     python = Path(sys.executable)
     if system == "windows" and python.with_name("pythonw.exe").exists():
         python = python.with_name("pythonw.exe")
     return (str(python), "-m", "aptviewer")
+
+
+def _installed_script(name: str) -> Path | None:
+    """The launcher pip wrote for this installation of aptviewer (its RECORD lists it, also
+    for ``pip install --user``, whose Scripts folder is not this Python's)."""
+    try:
+        files = importlib.metadata.distribution("aptviewer").files or ()
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for file in files:
+        if file.name.lower() == name.lower():
+            path = Path(file.locate()).resolve()
+            if path.exists():
+                return path
+    return None
 
 
 def build_plan(system: str | None = None, *, command=None, env=None, home=None) -> InstallPlan:
@@ -529,9 +547,14 @@ def _is_tool_input(target: Path, path: Path) -> bool:
 # ---- Windows -------------------------------------------------------------------------
 
 def apply_registry(values, registry, record: InstallRecord) -> None:
-    """Write ``values`` through ``registry`` (see :class:`WindowsRegistry`), recording what is new."""
+    """Write ``values`` through ``registry`` (see :class:`WindowsRegistry`), recording what is new.
+
+    Which ``only_if_unset`` values to skip is decided before anything is written (writing
+    ``.epos\\OpenWithProgids`` creates the ``.epos`` key that such a check looks at).
+    """
+    skipped = {(v.key, v.name) for v in values if v.only_if_unset and registry.classes_value(v.key, v.name)}
     for value in values:
-        if value.only_if_unset and registry.classes_value(value.key, value.name) is not None:
+        if (value.key, value.name) in skipped:
             logger.info("left %s alone: another program owns it", value.key)
             continue
         created = registry.create_key(value.key)
@@ -557,15 +580,17 @@ class WindowsRegistry:
         self.winreg = winreg
 
     def classes_value(self, key: str, name: str):
-        """The value in the merged HKEY_CLASSES_ROOT view (``key`` below Software\\Classes), or None."""
+        """The value at ``key`` (below Software\\Classes) for this user or machine-wide, or None."""
         w = self.winreg
-        sub = key.split("\\", 2)[2] if key.lower().startswith("software\\classes\\") else key
-        try:
-            with w.OpenKey(w.HKEY_CLASSES_ROOT, sub) as handle:
-                value, _ = w.QueryValueEx(handle, name)
-        except OSError:
-            return None
-        return value or None
+        for hive in (w.HKEY_CURRENT_USER, w.HKEY_LOCAL_MACHINE):
+            try:
+                with w.OpenKey(hive, key) as handle:
+                    value, _ = w.QueryValueEx(handle, name)
+            except OSError:
+                continue
+            if value:
+                return value
+        return None
 
     def create_key(self, key: str) -> list[str]:
         """Create ``key`` and its missing parents; return those that were created."""

@@ -374,3 +374,94 @@ def test_the_icon_is_shipped_as_svg_pngs_and_a_multi_size_ico():
         width, height = ico[6 + 16 * i], ico[7 + 16 * i]
         sizes.add((width or 256, height or 256))
     assert {16, 32, 48, 256} <= {w for w, h in sizes if w == h}
+
+
+# ---- the winreg calls, against an in-memory stand-in of the winreg module ------------------
+
+class _FakeWinreg:
+    """The few winreg functions aptviewer calls, over a dict: {(hive, key_lower): {name: value}}."""
+
+    HKEY_CURRENT_USER, HKEY_LOCAL_MACHINE = "HKCU", "HKLM"
+    KEY_SET_VALUE, REG_SZ = 2, 1
+
+    class Handle:
+        def __init__(self, hive, key):
+            self.hive, self.key = hive, key
+
+        def Close(self):  # noqa: N802 - winreg's name
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    def __init__(self, keys):
+        self.keys = {(hive, key.lower()): dict(values) for (hive, key), values in keys.items()}
+
+    def _lookup(self, hive, key):
+        if (hive, key.lower()) not in self.keys:
+            raise FileNotFoundError(key)
+        return self.keys[(hive, key.lower())]
+
+    def OpenKey(self, hive, key, reserved=0, access=0):  # noqa: N802
+        self._lookup(hive, key)
+        return self.Handle(hive, key)
+
+    def CreateKey(self, hive, key):  # noqa: N802
+        parts = key.split("\\")
+        for depth in range(1, len(parts) + 1):
+            self.keys.setdefault((hive, "\\".join(parts[:depth]).lower()), {})
+        return self.Handle(hive, key)
+
+    def QueryValueEx(self, handle, name):  # noqa: N802
+        values = self._lookup(handle.hive, handle.key)
+        if name not in values:
+            raise FileNotFoundError(name)
+        return values[name], self.REG_SZ
+
+    def SetValueEx(self, handle, name, reserved, kind, value):  # noqa: N802
+        assert kind == self.REG_SZ and isinstance(value, str)
+        self._lookup(handle.hive, handle.key)[name] = value
+
+    def DeleteValue(self, handle, name):  # noqa: N802
+        values = self._lookup(handle.hive, handle.key)
+        if name not in values:
+            raise FileNotFoundError(name)
+        del values[name]
+
+    def _children(self, hive, key):
+        prefix = key.lower() + "\\"
+        return [k for h, k in self.keys if h == hive and k.startswith(prefix)]
+
+    def QueryInfoKey(self, handle):  # noqa: N802
+        values = self._lookup(handle.hive, handle.key)
+        direct = [k for k in self._children(handle.hive, handle.key) if "\\" not in k[len(handle.key) + 1:]]
+        return len(direct), len(values), 0
+
+    def DeleteKey(self, hive, key):  # noqa: N802
+        if self._children(hive, key):
+            raise PermissionError(f"{key} has subkeys")
+        del self.keys[(hive, key.lower())]
+
+
+def test_the_winreg_writer_installs_and_removes_exactly_its_values(monkeypatch):
+    before = {("HKCU", "Software"): {}, ("HKCU", "Software\\Classes"): {},
+              ("HKCU", "Software\\Classes\\.h5"): {"": "h5file"},
+              ("HKLM", "Software\\Classes\\.apt"): {"": "APSuite.APT"}}
+    fake = _FakeWinreg(before)
+    monkeypatch.setitem(sys.modules, "winreg", fake)
+    registry = desktop.WindowsRegistry()
+    plan = build_plan("windows", command=[WIN_EXE], env=WIN_ENV)
+    record = InstallRecord("windows")
+    apply_registry(plan.registry, registry, record)
+    classes = fake.keys
+    assert classes[("HKCU", f"software\\classes\\{PROG_ID}\\shell\\open\\command".lower())] == \
+        {"": f'"{WIN_EXE}" "%1"'}
+    assert classes[("HKCU", "software\\classes\\.epos")] == {"": PROG_ID}
+    assert ("HKCU", "software\\classes\\.apt") not in classes or "" not in classes[("HKCU", "software\\classes\\.apt")]
+    assert classes[("HKCU", "software\\classes\\.h5")] == {"": "h5file"}
+    assert classes[("HKCU", "software\\classes\\.h5\\openwithprogids")] == {PROG_ID: ""}
+    remove_registry(record, registry)
+    assert fake.keys == _FakeWinreg(before).keys

@@ -150,7 +150,7 @@ def hand_over(paths, name: str, timeout_ms: int = HAND_OVER_TIMEOUT_MS) -> bool:
         import ctypes
 
         ctypes.windll.user32.AllowSetForegroundWindow(-1)  # ASFW_ANY
-    message = json.dumps({"paths": [str(Path(p).absolute()) for p in paths]}).encode() + b"\n"
+    message = json.dumps({"paths": [os.path.abspath(p) for p in paths]}).encode() + b"\n"
     socket.write(message)
     socket.waitForBytesWritten(timeout_ms)
     reply = b""
