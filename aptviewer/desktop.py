@@ -39,6 +39,7 @@ from xml.sax.saxutils import escape
 from . import __version__
 from ._resources import read_bytes
 from .core.errors import AptViewerError
+from .core.writers import atomic_output
 
 logger = logging.getLogger(__name__)
 
@@ -477,22 +478,16 @@ def _make_folder(folder: Path, record: InstallRecord) -> None:
 
 def _write_file(path: Path, content: bytes, record: InstallRecord) -> None:
     _make_folder(path.parent, record)
-    temp = path.with_name(f".{path.name}.part")
-    try:
-        temp.write_bytes(content)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as temp:
+        Path(temp).write_bytes(content)
     record.files.append(str(path))
 
 
 def _write_manifest(plan: InstallPlan, record: InstallRecord) -> None:
     path = Path(plan.manifest)
     _make_folder(path.parent, record)
-    temp = path.with_name(f".{path.name}.part")
-    temp.write_text(record.to_json(), encoding="utf-8")
-    os.replace(temp, path)
+    with atomic_output(path) as temp:
+        Path(temp).write_text(record.to_json(), encoding="utf-8")
 
 
 def _tree(folder: Path) -> set[str]:

@@ -465,3 +465,13 @@ def test_the_winreg_writer_installs_and_removes_exactly_its_values(monkeypatch):
     assert classes[("HKCU", "software\\classes\\.h5\\openwithprogids")] == {PROG_ID: ""}
     remove_registry(record, registry)
     assert fake.keys == _FakeWinreg(before).keys
+
+
+def test_the_desktop_commands_never_import_qt(tmp_path):
+    env = dict(os.environ, HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"))
+    code = ("import sys\nfrom aptviewer.__main__ import main\n"
+            "rc = main(['--install-desktop', '--dry-run'])\n"
+            "assert not [m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph'))], 'Qt imported'\n"
+            "sys.exit(rc)\n")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
