@@ -14,7 +14,8 @@ throw-away home folder:
    command run through this Python (``python -m aptviewer``) as a reference;
 2. ``aptviewer --batch`` on the demo file must write the summary JSON and the overview PNG
    (the PNG is drawn by a child process of the bundle);
-3. ``aptviewer --install-desktop --dry-run`` must name the bundle as the program to run.
+3. a second ``aptviewer FILE`` must hand its file to the running bundled window and exit 0;
+4. ``aptviewer --install-desktop --dry-run`` must name the bundle as the program to run.
 
 It prints the bundle size and the start times, and exits non-zero if a check fails. The
 same spec builds ``aptviewer.exe`` and ``aptviewer-gui.exe`` on Windows. This is a release
@@ -101,12 +102,47 @@ def smoke_test(bundle: Path, repeats: int) -> list[str]:
             if result.returncode != 0 or not (out / name).is_file():
                 failures.append(f"--batch did not write {name} (exit {result.returncode}):\n"
                                 f"{(result.stdout + result.stderr)[-3000:]}")
+        failures += check_hand_over(exe, env, demo, home)
         result, _ = run([str(exe), "--install-desktop", "--dry-run"], env)
         if result.returncode != 0 or str(bundle.resolve()) not in result.stdout:
             failures.append(f"--install-desktop --dry-run does not run the bundle:\n{result.stdout[:1500]}{result.stderr}")
         else:
             print("  --install-desktop --dry-run: names the bundle")
     return failures
+
+
+def check_hand_over(exe: Path, env: dict, demo: Path, home: Path) -> list[str]:
+    """A second start of the bundle hands its file to the running one and exits 0."""
+    other = home / "other.epos"
+    other.write_bytes(demo.read_bytes())
+    settings = home / "config" / "aptviewer" / "aptviewer.ini"
+
+    def recent(name: str, timeout_s: float) -> bool:
+        deadline = time.perf_counter() + timeout_s
+        while time.perf_counter() < deadline:
+            if settings.exists() and name in settings.read_text(errors="replace"):
+                return True
+            time.sleep(0.2)
+        return False
+
+    first = subprocess.Popen([str(exe), str(demo)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        if not recent("demo.epos", 120):
+            return ["the first bundled window did not open the demo file"]
+        result, seconds = run([str(exe), str(other)], env, timeout=60)
+        print(f"  second start handed its file over: exit {result.returncode} in {seconds:.2f} s")
+        if result.returncode != 0 or not recent("other.epos", 60):
+            return [f"the hand-over to the running bundle failed (exit {result.returncode}):\n{result.stderr[-2000:]}"]
+        return []
+    finally:
+        first.terminate()
+        first.communicate(timeout=60)
+        if sys.platform != "win32":
+            # The terminated instance leaves its socket file; remove it as the next start would.
+            from aptviewer.ui.single_instance import server_name
+
+            Path(tempfile.gettempdir(), server_name(env)).unlink(missing_ok=True)
 
 
 def main(argv=None) -> int:

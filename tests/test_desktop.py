@@ -475,3 +475,25 @@ def test_the_desktop_commands_never_import_qt(tmp_path):
             "sys.exit(rc)\n")
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_bundle_runs_its_windowed_sibling(tmp_path, monkeypatch):
+    bundle = tmp_path / "aptviewer"
+    bundle.mkdir()
+    (bundle / "aptviewer.exe").write_bytes(b"")
+    (bundle / "aptviewer-gui.exe").write_bytes(b"")
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(bundle / "aptviewer.exe"))
+    assert desktop.default_command("windows") == (str((bundle / "aptviewer-gui.exe").resolve()),)
+    assert desktop.default_command("linux") == (str((bundle / "aptviewer.exe").resolve()),)
+
+
+def test_a_pip_install_runs_the_gui_launcher():
+    command = desktop.default_command("linux")
+    assert Path(command[0]).name == "aptviewer-gui" and Path(command[0]).is_file(), command
+
+
+def test_macos_is_refused_with_a_typed_error(monkeypatch):
+    monkeypatch.setattr(sys, "platform", "darwin")
+    with pytest.raises(desktop.DesktopIntegrationError, match="macOS"):
+        build_plan()
