@@ -113,8 +113,10 @@ def smoke_test(bundle: Path, repeats: int) -> list[str]:
 
 def check_hand_over(exe: Path, env: dict, demo: Path, home: Path) -> list[str]:
     """A second start of the bundle hands its file to the running one and exits 0."""
-    other = home / "other.epos"
-    other.write_bytes(demo.read_bytes())
+    # Two names that no earlier start has put in the recent-files list.
+    first_file, other = home / "first.epos", home / "other.epos"
+    for copy in (first_file, other):
+        copy.write_bytes(demo.read_bytes())
     settings = home / "config" / "aptviewer" / "aptviewer.ini"
 
     def recent(name: str, timeout_s: float) -> bool:
@@ -125,12 +127,15 @@ def check_hand_over(exe: Path, env: dict, demo: Path, home: Path) -> list[str]:
             time.sleep(0.2)
         return False
 
-    first = subprocess.Popen([str(exe), str(demo)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    first = subprocess.Popen([str(exe), str(first_file)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                              text=True)
     try:
-        if not recent("demo.epos", 120):
-            return ["the first bundled window did not open the demo file"]
-        result, seconds = run([str(exe), str(other)], env, timeout=60)
+        if not recent("first.epos", 120):
+            return ["the first bundled window did not open its file"]
+        try:
+            result, seconds = run([str(exe), str(other)], env, timeout=60)
+        except subprocess.TimeoutExpired:
+            return ["the second start did not exit within 60 s: it opened a window of its own"]
         print(f"  second start handed its file over: exit {result.returncode} in {seconds:.2f} s")
         if result.returncode != 0 or not recent("other.epos", 60):
             return [f"the hand-over to the running bundle failed (exit {result.returncode}):\n{result.stderr[-2000:]}"]
@@ -152,6 +157,7 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-build", action="store_true", help="smoke-test the existing bundle only")
     parser.add_argument("--repeats", type=int, default=3, help="timed starts after the first (default 3)")
     args = parser.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)
     bundle = args.dist / "aptviewer"
     if not args.skip_build:
         seconds = build(args.dist, args.work)
