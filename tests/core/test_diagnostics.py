@@ -201,13 +201,13 @@ def test_refinement_rereads_only_unresolved_columns():
     hard = rng.normal(size=5000)        # a one-value sample cannot bracket this median
     easy = np.full(5000, 3.0)           # resolved by the counts around the bracket
     requested = []
-    original = diagnostics.iter_table_chunks
+    original = diagnostics.iter_chunks
 
-    def spy(source, columns, chunk_size):
+    def spy(source, columns, chunk_size, **kwargs):
         requested.append(list(columns))
-        return original(source, columns, chunk_size)
+        return original(source, columns, chunk_size, **kwargs)
 
-    with search_knobs(1, 1), mock.patch.object(diagnostics, "iter_table_chunks", spy):
+    with search_knobs(1, 1), mock.patch.object(diagnostics, "iter_chunks", spy):
         summary = summarize_processed_dataset({"mc (Da)": hard, "multi": easy}, chunk_size=100)
     assert requested[0] == ["mc (Da)", "multi"]
     assert len(requested) > 1 and all(columns == ["mc (Da)"] for columns in requested[1:])
