@@ -511,3 +511,32 @@ def chunked_apply(table, fn: Callable[[dict], object], columns: Sequence[str] | 
     """Yield ``fn(chunk)`` for every ``{name: ndarray}`` chunk of a table or DataFrame."""
     for chunk in iter_table_chunks(table, columns, chunk_size):
         yield fn(chunk)
+
+
+class ZeroColumns:
+    """Which columns hold nothing but zeros: instruments leave unrecorded columns at 0.
+
+    A consumer of the chunk driver (``needed_columns``, ``update(chunk, start)``). NaN
+    counts as a value (it is not zero); a column with no rows is not reported.
+    """
+
+    def __init__(self, columns):
+        self.columns = list(dict.fromkeys(columns))
+        self._recorded = {name: False for name in self.columns}
+        self._rows = 0
+
+    @property
+    def needed_columns(self) -> list[str]:
+        return list(self.columns)
+
+    def update(self, chunk, start: int = 0) -> None:
+        for name in self.columns:
+            if not self._recorded[name]:
+                values = np.asarray(chunk[name])
+                self._recorded[name] = bool(np.any(values != 0))
+        if self.columns:
+            self._rows += len(chunk[self.columns[0]])
+
+    def result(self) -> list[str]:
+        """The all-zero columns, in table order."""
+        return [name for name in self.columns if self._rows and not self._recorded[name]]

@@ -486,6 +486,11 @@ class SummaryAccumulator:
         for name in self.names:
             self.stats[name].first_pass(np.asarray(chunk[name]))
 
+    def run_first_pass(self, chunk_size: int = DEFAULT_CHUNK_SIZE, *, cancel=None, progress_callback=None) -> None:
+        """The first pass on its own (when it cannot share a pass), then :meth:`finish_first_pass`."""
+        self.stream(self.names, _ColumnStats.first_pass, chunk_size, cancel=cancel, progress_callback=progress_callback)
+        self.finish_first_pass()
+
     def finish_first_pass(self) -> None:
         for name in self.names:
             self.stats[name].finish_first_pass()
@@ -576,9 +581,7 @@ def summarize_processed_dataset(source, chunk_size: int = DEFAULT_CHUNK_SIZE, *,
     """
     chunk_size = _check_chunk_size(chunk_size)
     summary = SummaryAccumulator(source)
-    summary.stream(summary.names, _ColumnStats.first_pass, chunk_size, cancel=cancel,
-                   progress_callback=progress_callback)
-    summary.finish_first_pass()
+    summary.run_first_pass(chunk_size, cancel=cancel, progress_callback=progress_callback)
     summary.refine(chunk_size, cancel=cancel, progress_callback=progress_callback)
     return summary.result()
 
