@@ -63,7 +63,7 @@ def test_folder_tree_with_a_corrupt_file(capsys, tree):
         assert len(frame) == len(records)
         x, _ = correct_detector_coordinates(records["det_x (mm)"], records["det_y (mm)"], mesh)
         np.testing.assert_allclose(frame["x_det (cm)"] * 10, x, atol=1e-9)
-    assert f"FAILED {tree / 'sub' / 'bad.epos'}: this is an HDF5 file" in err
+    assert f"FAILED {tree / 'sub' / 'bad.epos'}: the extension says EPOS but the content is HDF5" in err
     assert "Batch finished: 3 files: 2 done, 0 skipped, 1 failed" in out
     table = out[out.index("Batch finished"):].splitlines()
     assert [line.split()[0] for line in table[2:]] == ["done", "done", "failed"]
@@ -78,13 +78,15 @@ def test_without_recursive_only_the_top_folder_is_read(capsys, tree):
 
 def test_dry_run_lists_and_writes_nothing(capsys, tree):
     before = files_under(tree)
-    code, out, _ = run(capsys, "--batch", str(tree), "--recursive", "--instrument", KEY, "--dry-run", "--save-epos")
-    assert code == 0
+    code, out, err = run(capsys, "--batch", str(tree), "--recursive", "--instrument", KEY, "--dry-run",
+                         "--save-epos")
+    assert code == 1  # the format is checked first, even in a dry run: bad.epos is HDF5
+    assert "bad.epos: the extension says EPOS but the content is HDF5" in err
     assert files_under(tree) == before
     planned = ", ".join(str(tree / f"a{end}") for end in ("_corrected.h5", "_corrected.epos", "_summary.json",
                                                           "_overview.png"))
     assert f"would write {planned} from {tree / 'a.epos'}" in out
-    assert "Dry run (nothing written): 3 files" in out and "3 planned" in out
+    assert "Dry run (nothing written): 3 files" in out and "2 planned" in out and "1 failed" in out
 
 
 def test_existing_outputs_are_skipped_unless_overwrite(capsys, tree):
@@ -152,7 +154,7 @@ def test_missing_and_non_epos_inputs_fail_but_the_rest_go_on(capsys, tree):
                          "--instrument", KEY, "--no-plots")
     assert code == 1
     assert "nope.epos: no such file" in err
-    assert "needs an EPOS file" in err
+    assert "notes.txt: cannot tell the format" in err
     assert (tree / "a_corrected.h5").exists()
     assert "1 done, 0 skipped, 2 failed" in out
 

@@ -632,8 +632,47 @@ def normalize_signal_windows(windows) -> list[dict]:
     return normalized
 
 
+def suggest_tof_windows(counts: np.ndarray, edges: np.ndarray, max_peaks: int = 3) -> list[dict]:
+    """Windows around the highest peaks of an already computed TOF histogram.
+
+    No data is read: this looks at the histogram the overview drew, so it works in Low
+    memory mode where the drift diagnostic needs explicit windows. The automatic windows
+    of :func:`compute_tof_segment_drift` come from the same peak picker.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    edges = np.asarray(edges, dtype=np.float64)
+    if counts.size < 3 or counts.max() <= 0:
+        return []
+    centers = (edges[:-1] + edges[1:]) / 2
+    width = edges[1] - edges[0]
+    occupied = np.flatnonzero(counts)
+    span = centers[occupied[-1]] - centers[occupied[0]] if occupied.size else 0.0
+    # A peak must stand apart from the ones already taken (not a bump on their shoulder).
+    separation = max(3 * width, 0.03 * span)
+    padded = np.concatenate([[-1.0], counts, [-1.0]])
+    peaks = np.flatnonzero((padded[1:-1] >= padded[:-2]) & (padded[1:-1] > padded[2:]) &
+                           (counts >= max(5.0, 0.02 * counts.max())))
+    peaks = peaks[np.argsort(-counts[peaks], kind="stable")]
+    windows: list[dict] = []
+    for index in peaks:
+        centre = centers[index]
+        half = max(4 * width, 0.01 * abs(centre))
+        low, high = centre - half, centre + half
+        if any(abs(centre - w["centre"]) < separation or (low < w["max"] and w["min"] < high) for w in windows):
+            continue
+        windows.append({"centre": float(centre), "min": float(low), "max": float(high)})
+        if len(windows) == max_peaks:
+            break
+    windows.sort(key=lambda w: w["min"])
+    return [{"label": f"{w['centre']:.1f} ns", "min": w["min"], "max": w["max"]} for w in windows]
+
+
 def _auto_peak_windows(values: np.ndarray, max_value=None, max_peaks: int = 3) -> list[dict]:
-    """Windows around the (up to) ``max_peaks`` highest TOF peaks of a whole column."""
+    """Windows around the (up to) ``max_peaks`` highest TOF peaks of a whole column.
+
+    A histogram of the finite values (about 600 bins across the 5-95 % range) goes to
+    :func:`suggest_tof_windows`.
+    """
     finite = values[np.isfinite(values)]
     if max_value is not None:
         finite = finite[finite <= max_value]
@@ -646,24 +685,7 @@ def _auto_peak_windows(values: np.ndarray, max_value=None, max_peaks: int = 3) -
     n_bins = int(min(max(math.ceil((high - low) / bin_size), 1), 200_000))
     bin_size = max((high - low) / n_bins, bin_size) if high > low else bin_size
     counts, edges = np.histogram(finite, bins=n_bins, range=(low, low + n_bins * bin_size))
-    padded = np.concatenate([[-1], counts, [-1]])
-    local_max = np.flatnonzero((padded[1:-1] >= padded[:-2]) & (padded[1:-1] > padded[2:]))
-    local_max = local_max[counts[local_max] >= max(5, 0.05 * counts.max())]
-    local_max = local_max[np.argsort(-counts[local_max], kind="stable")]
-    distance = max(3, n_bins // 60)
-    windows: list[dict] = []
-    for index in local_max[:10_000]:
-        centre = float(edges[index] + edges[index + 1]) / 2
-        width = max(16.0 * bin_size, 0.01 * abs(centre))
-        window = {"min": centre - width / 2, "max": centre + width / 2, "bin": int(index)}
-        if any(abs(window["bin"] - w["bin"]) < distance or
-               (window["min"] < w["max"] and w["min"] < window["max"]) for w in windows):
-            continue
-        windows.append(window)
-        if len(windows) == max_peaks:
-            break
-    windows.sort(key=lambda w: w["min"])
-    return [{"label": f"Peak {i}", "min": w["min"], "max": w["max"]} for i, w in enumerate(windows, start=1)]
+    return suggest_tof_windows(counts, edges, max_peaks)
 
 
 def _peak_position(hist: Histogram1D) -> tuple[float, int] | None:
@@ -784,5 +806,5 @@ def compute_tof_segment_drift(source, windows=None, num_segments: int = 20, chun
     })
 
 
-__all__ = ["DRIFT_COLUMNS", "SUMMARY_ROLES", "compute_tof_segment_drift", "normalize_signal_windows",
+__all__ = ["DRIFT_COLUMNS", "SUMMARY_ROLES", "compute_tof_segment_drift", "normalize_signal_windows", "suggest_tof_windows",
            "summarize_processed_dataset"]

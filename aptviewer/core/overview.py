@@ -337,3 +337,18 @@ def history_density(overview: DatasetOverview, bins=HISTORY_DENSITY_BINS) -> np.
     hist.update(overview.history_index.astype(np.float64), overview.history_mc.astype(np.float64))
     counts = hist.counts.astype(np.float32)
     return np.log1p(counts, out=counts)
+
+
+def coarsen_hit_map(counts: np.ndarray, min_mean: float = 4.0, min_bins: int = 32) -> np.ndarray:
+    """Merge 2x2 blocks of a sparse hit map until its occupied bins hold ``min_mean`` hits.
+
+    A map of a small file at full resolution is mostly empty bins and single hits (salt
+    and pepper); merged bins show the density a scientist is looking for. A map is never
+    coarsened below ``min_bins`` bins a side, and the total count is kept.
+    """
+    counts = np.asarray(counts)
+    while (counts.shape[0] % 2 == 0 and counts.shape[1] % 2 == 0 and min(counts.shape) // 2 >= min_bins
+           and np.count_nonzero(counts) and counts.sum() / np.count_nonzero(counts) < min_mean):
+        nx, ny = counts.shape
+        counts = counts.reshape(nx // 2, 2, ny // 2, 2).sum(axis=(1, 3))
+    return counts

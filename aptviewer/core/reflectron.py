@@ -1116,8 +1116,9 @@ def correct_table_streaming(table, mesh, h5_output_path, *, epos_output_path=Non
         role, see :func:`correction_plan`): EPOS, AP Suite, pyccapt tables... Read once.
     mesh : ReflectronMesh or str
         The mesh, or the key of a bundled preset.
-    h5_output_path : path-like
+    h5_output_path : path-like or None
         The processed HDF5; an existing file is replaced only once the new one is complete.
+        ``None`` writes no HDF5 (then ``epos_output_path`` is needed).
     epos_output_path : path-like, optional
         Also write a corrected ``.epos``: the input's EPOS columns with ``det_x (mm)``,
         ``det_y (mm)`` replaced by the corrected coordinates (grid units, as pyccapt does).
@@ -1154,8 +1155,10 @@ def correct_table_streaming(table, mesh, h5_output_path, *, epos_output_path=Non
     source = table.path if table.path is not None else Path("table")
     plan = correction_plan(table.columns, source)
     step = min(_check_chunk_size(chunk_size), _APPEND_ROWS)
-    output = Path(h5_output_path)
+    output = Path(h5_output_path) if h5_output_path is not None else None
     epos_output = Path(epos_output_path) if epos_output_path is not None else None
+    if output is None and epos_output is None:
+        raise ValueError("the correction needs an output: an HDF5 path, an EPOS path or both")
     what = f"reflectron correction of {source}"
     total = min(len(table[name]) for name in plan.input_columns)
     if total == 0:
@@ -1166,9 +1169,10 @@ def correct_table_streaming(table, mesh, h5_output_path, *, epos_output_path=Non
             if table.path is not None:
                 _refuse_input_as_output(target, table.path)
             target.parent.mkdir(parents=True, exist_ok=True)
-    if epos_output is not None and epos_output.resolve() == output.resolve():
+    if epos_output is not None and output is not None and epos_output.resolve() == output.resolve():
         raise ValueError(f"{epos_output}: the corrected EPOS and the HDF5 output must be different files")
-    check_free_space(output, expected_output_bytes(total) + (total * EPOS_DTYPE.itemsize if epos_output else 0))
+    check_free_space(output or epos_output, (expected_output_bytes(total) if output else 0)
+                     + (total * EPOS_DTYPE.itemsize if epos_output else 0))
     raise_if_cancelled(cancel, what)
     mesh._locator  # build the look-up grid before the first chunk
     starts = range(0, total, step)
@@ -1187,12 +1191,12 @@ def correct_table_streaming(table, mesh, h5_output_path, *, epos_output_path=Non
         return pool.submit(prepare_chunk, buffers[k % 2], starts[k], min(starts[k] + step, total))
 
     with contextlib.ExitStack() as stack:
-        temp = stack.enter_context(atomic_output(output, inputs=inputs))
+        temp = stack.enter_context(atomic_output(output, inputs=inputs)) if output is not None else None
         epos_handle = None
         if epos_output is not None:
             epos_temp = stack.enter_context(atomic_output(epos_output, inputs=inputs))
             epos_handle = stack.enter_context(open(epos_temp, "wb"))
-        writer = stack.enter_context(_Writer(temp, total))
+        writer = stack.enter_context(_Writer(temp, total)) if temp is not None else None
         pool = stack.enter_context(_helper_thread())
         ready = prepare(0)
         for k, lo in enumerate(starts):
@@ -1202,15 +1206,17 @@ def correct_table_streaming(table, mesh, h5_output_path, *, epos_output_path=Non
                 ready = prepare(k + 1)
             hi = min(lo + step, total)
             blocks = buffers[k % 2]
-            writer.append(blocks.frame(hi - lo, lo))
+            if writer is not None:
+                writer.append(blocks.frame(hi - lo, lo))
             if epos_handle is not None:
                 epos_handle.write(memoryview(blocks.records[:hi - lo]).cast("B"))
             report_progress(progress_callback, hi, total)
         raise_if_cancelled(cancel, what)
-        writer.finish(output_attributes(mesh, source))
+        if writer is not None:
+            writer.finish(output_attributes(mesh, source))
         # Leaving the stack closes the writers, then renames the EPOS, then the HDF5.
-    logger.info("corrected %s with preset %s: %d rows -> %s", source, mesh.key, total, output)
-    result = {"h5": str(output), "rows": total}
+    logger.info("corrected %s with preset %s: %d rows -> %s", source, mesh.key, total, output or epos_output)
+    result = {"h5": str(output) if output is not None else None, "rows": total}
     if epos_output is not None:
         result["epos"] = str(epos_output)
     return result

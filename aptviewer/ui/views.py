@@ -19,44 +19,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.diagnostics import suggest_tof_windows  # noqa: F401  (the window's name for it)
 from .jobs import CorrectionResult
 from .plots import GRID_ALPHA, HitMapPlot, _BasePlot, _style_plot, set_index_axis
 
 _PEAK_COLORS = ["#1f4e9a", "#c0392b", "#27ae60", "#8e44ad", "#d35400", "#16a085"]
-
-
-def suggest_tof_windows(counts: np.ndarray, edges: np.ndarray, max_peaks: int = 3) -> list[dict]:
-    """Windows around the highest peaks of an already computed TOF histogram.
-
-    No data is read: this looks at the histogram the overview drew, so it works in Low
-    memory mode where the drift diagnostic needs explicit windows.
-    """
-    counts = np.asarray(counts, dtype=np.float64)
-    edges = np.asarray(edges, dtype=np.float64)
-    if counts.size < 3 or counts.max() <= 0:
-        return []
-    centers = (edges[:-1] + edges[1:]) / 2
-    width = edges[1] - edges[0]
-    occupied = np.flatnonzero(counts)
-    span = centers[occupied[-1]] - centers[occupied[0]] if occupied.size else 0.0
-    # A peak must stand apart from the ones already taken (not a bump on their shoulder).
-    separation = max(3 * width, 0.03 * span)
-    padded = np.concatenate([[-1.0], counts, [-1.0]])
-    peaks = np.flatnonzero((padded[1:-1] >= padded[:-2]) & (padded[1:-1] > padded[2:]) &
-                           (counts >= max(5.0, 0.02 * counts.max())))
-    peaks = peaks[np.argsort(-counts[peaks], kind="stable")]
-    windows: list[dict] = []
-    for index in peaks:
-        centre = centers[index]
-        half = max(4 * width, 0.01 * abs(centre))
-        low, high = centre - half, centre + half
-        if any(abs(centre - w["centre"]) < separation or (low < w["max"] and w["min"] < high) for w in windows):
-            continue
-        windows.append({"centre": float(centre), "min": float(low), "max": float(high)})
-        if len(windows) == max_peaks:
-            break
-    windows.sort(key=lambda w: w["min"])
-    return [{"label": f"{w['centre']:.1f} ns", "min": w["min"], "max": w["max"]} for w in windows]
 
 
 class DriftPlot(_BasePlot):

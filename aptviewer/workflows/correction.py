@@ -41,11 +41,12 @@ class HitMap:
 @dataclass
 class CorrectionResult:
     parameters: CorrectionParameters
-    output_h5: Path
+    output_h5: Path | None
     rows: int
     elapsed_s: float
-    before: HitMap
-    after: HitMap
+    #: Hit maps before and after (``None`` with ``hit_map_bins=0``).
+    before: HitMap | None
+    after: HitMap | None
     output_epos: Path | None = None
 
 
@@ -103,18 +104,21 @@ def run_correction(params: CorrectionParameters, *, progress_callback=None, canc
     mesh = params.load_mesh()
     with open_for_analysis(params.input_path) as table:
         plan = correction_plan(table.columns, table.path)
-        before_range = _square(detector_extent(table, [plan.det_x, plan.det_y]))
-        before_range = tuple(v * plan.det_scale for v in before_range)
-        after_range = _square(_corrected_extent(table, plan, mesh))
-        # x_det (cm) holds grid units / 10: bin it on the grid range / 10, draw in grid units.
-        before = _HitMapConsumer("input det_x (mm)", "input det_y (mm)", params.hit_map_bins, before_range, 1.0,
-                                 ("detector x (mm)", "detector y (mm)"))
-        after = _HitMapConsumer("x_det (cm)", "y_det (cm)", params.hit_map_bins,
-                                tuple(v / 10 for v in after_range), 10.0,
-                                ("corrected x (grid units)", "corrected y (grid units)"))
+        maps = ()
+        if params.hit_map_bins:
+            before_range = _square(detector_extent(table, [plan.det_x, plan.det_y]))
+            before_range = tuple(v * plan.det_scale for v in before_range)
+            after_range = _square(_corrected_extent(table, plan, mesh))
+            # x_det (cm) holds grid units / 10: bin it on the grid range / 10, draw in grid units.
+            maps = (_HitMapConsumer("input det_x (mm)", "input det_y (mm)", params.hit_map_bins, before_range, 1.0,
+                                    ("detector x (mm)", "detector y (mm)")),
+                    _HitMapConsumer("x_det (cm)", "y_det (cm)", params.hit_map_bins,
+                                    tuple(v / 10 for v in after_range), 10.0,
+                                    ("corrected x (grid units)", "corrected y (grid units)")))
         result = correct_table_streaming(table, mesh, params.output_h5, epos_output_path=params.output_epos,
-                                         consumers=(before, after), chunk_size=params.chunk_size,
+                                         consumers=maps, chunk_size=params.chunk_size,
                                          progress_callback=progress_callback, cancel=cancel)
-    return CorrectionResult(params, Path(result["h5"]), int(result["rows"]), time.perf_counter() - t0,
-                            before.result(), after.result(),
+    before, after = (m.result() for m in maps) if maps else (None, None)
+    return CorrectionResult(params, Path(result["h5"]) if result["h5"] else None, int(result["rows"]),
+                            time.perf_counter() - t0, before, after,
                             output_epos=Path(result["epos"]) if "epos" in result else None)

@@ -1,17 +1,16 @@
 """Output names, in one place: ``<stem>_summary.json``, ``<stem>_overview.png``,
 ``<stem>_corrected.h5``, ``<stem>_corrected.epos``.
 
-When several inputs of one run share a stem and an output folder (``Si.epos`` and
-``Si.pos``, as IVAS / AP Suite exports arrive), each output name also carries the
-input's extension: ``Si_epos_summary.json`` and ``Si_pos_summary.json``. Names never
-depend on the order of the inputs, and :func:`plan_outputs` refuses an output that
-would be one of the inputs.
+When inputs of different formats in one run share a stem and an output folder
+(``Si.epos`` and ``Si.pos``, as IVAS / AP Suite exports arrive), each of their output
+names also carries the input's extension: ``Si_epos_summary.json`` and
+``Si_pos_summary.json``. Names never depend on the order of the inputs;
+:func:`check_not_an_input` refuses an output that would be one of the inputs.
 """
 
 from __future__ import annotations
 
 import os
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,8 +61,12 @@ def plan_outputs(items, output_dir: Path | None = None, *, kinds=("json", "png")
     """
     items = list(items)
     keys = [(output_folder(item, output_dir).resolve(), item.path.stem) for item in items]
-    counts = Counter(keys)
-    return {item.path: output_paths(item, output_dir, kinds=kinds, shared_stem=counts[key] > 1)
+    suffixes: dict[tuple, set] = {}
+    for item, key in zip(items, keys):
+        suffixes.setdefault(key, set()).add(item.path.suffix.lower())
+    # Only a stem shared by different formats takes the extension (it tells them apart);
+    # two inputs of one name in one output folder still collide and are reported.
+    return {item.path: output_paths(item, output_dir, kinds=kinds, shared_stem=len(suffixes[key]) > 1)
             for item, key in zip(items, keys)}
 
 

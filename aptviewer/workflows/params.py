@@ -112,16 +112,19 @@ class CorrectionParameters:
     """
 
     input_path: Path
-    output_h5: Path
+    #: The processed HDF5 (``None``: only the corrected EPOS).
+    output_h5: Path | None
     preset: str | None = None
     intersections_csv: Path | None = None
     triangles_csv: Path | None = None
     chunk_size: int = DEFAULT_CHUNK_SIZE
     output_epos: Path | None = None
-    #: Bins along each axis of the before/after hit maps.
+    #: Bins along each axis of the before/after hit maps (0: no hit maps).
     hit_map_bins: int = 256
 
     def __post_init__(self):
+        if self.output_h5 is None and self.output_epos is None:
+            raise ValueError("the correction needs an output: an HDF5 file, a corrected EPOS or both")
         if bool(self.preset) == bool(self.intersections_csv and self.triangles_csv):
             raise ValueError("give either a built-in preset or both mesh CSV files (intersections and triangles)")
 
