@@ -616,6 +616,8 @@ class MainWindow(QMainWindow):
             return
         overview, density = pending
         self.current_overview = overview
+        if overview.not_recorded:
+            self._mark_not_recorded(overview)
         # The labels were set when the file was opened (_label_plots): only data changes here.
         if overview.mc_counts is not None:
             self.plots["mass"].set_histogram(overview.mc_counts, overview.mc_edges)
@@ -630,6 +632,16 @@ class MainWindow(QMainWindow):
         self._update_actions()
         self._last_draw = time.perf_counter()  # and again after each paint (_note_paint)
         self.overview_drawn.emit(overview.complete)
+
+    def _mark_not_recorded(self, overview) -> None:
+        """Plots of all-zero columns say so instead of drawing a flat line or one bar at 0."""
+        columns, silent = overview.columns, set(overview.not_recorded)
+        for name, roles in (("mass", ("mc",)), ("tof", ("tof",)), ("hitmap", ("det_x", "det_y"))):
+            if all(columns.get(role) in silent for role in roles if role in columns) and \
+                    any(role in columns for role in roles):
+                self.plots[name].set_available(False, "Not recorded in this file (all values are 0).")
+        if columns.get("voltage") in silent:
+            overview.history_voltage = None  # the mass-to-charge history still tells the run's story
 
     def reset_views(self) -> None:
         for name in ("mass", "tof"):
@@ -693,7 +705,9 @@ class MainWindow(QMainWindow):
 
     def open_correction_dialog(self) -> None:
         """Ask for the correction's parameters and run it."""
-        initial = self.path if self.path is not None and self.path.suffix.lower() == ".epos" else None
+        # Any open table with detector coordinates can be corrected (EPOS, AP Suite, pyccapt...).
+        has_detector = self.table is not None and {"det_x", "det_y"} <= set(find_roles(self.table.columns))
+        initial = self.path if self.path is not None and has_detector else None
         dialog = CorrectionDialog(initial, parent=self)
         if dialog.exec() == QDialog.Accepted:
             self.run_correction(dialog.parameters())

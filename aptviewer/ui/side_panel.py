@@ -249,9 +249,9 @@ class PlotSettingsBox(QGroupBox):
     def __init__(self, parent=None):
         super().__init__("Plot settings", parent)
         defaults = OverviewSettings()
-        self.mc_min = _spin(-1000.0, 10000.0, defaults.mc_range[0], 2, 1.0, "Start of the mass spectrum (Da)")
-        self.mc_max = _spin(-1000.0, 10000.0, defaults.mc_range[1], 2, 10.0, "End of the mass spectrum (Da)")
-        self.mc_bin = _spin(0.0001, 100.0, defaults.mc_bin, 4, 0.01, "Bin width of the mass spectrum (Da)")
+        self.mc_min = _spin(-1000.0, 10000.0, defaults.mass_range[0], 2, 1.0, "Start of the mass spectrum (Da)")
+        self.mc_max = _spin(-1000.0, 10000.0, defaults.mass_range[1], 2, 10.0, "End of the mass spectrum (Da)")
+        self.mc_bin = _spin(0.0001, 100.0, defaults.mass_bin, 4, 0.01, "Bin width of the mass spectrum (Da)")
         self.tof_min = _spin(-1e6, 1e7, defaults.tof_range[0], 1, 10.0, "Start of the TOF spectrum (ns)")
         self.tof_max = _spin(-1e6, 1e7, defaults.tof_range[1], 1, 100.0, "End of the TOF spectrum (ns)")
         self.tof_bin = _spin(0.001, 10000.0, defaults.tof_bin, 3, 0.1, "Bin width of the TOF spectrum (ns)")
@@ -348,10 +348,16 @@ class PlotSettingsBox(QGroupBox):
         return ""
 
     def settings(self) -> OverviewSettings:
-        return OverviewSettings(mc_range=(self.mc_min.value(), self.mc_max.value()), mc_bin=self.mc_bin.value(),
-                                tof_range=(self.tof_min.value(), self.tof_max.value()), tof_bin=self.tof_bin.value(),
-                                detector_bins=self.detector_bins.value(),
-                                chunk_size=int(self.chunk_size.currentData()))
+        """The current settings; while the fields are not valid, the last valid ones."""
+        try:
+            self._last_valid = OverviewSettings(
+                mass_range=(self.mc_min.value(), self.mc_max.value()), mass_bin=self.mc_bin.value(),
+                tof_range=(self.tof_min.value(), self.tof_max.value()), tof_bin=self.tof_bin.value(),
+                detector_bins=self.detector_bins.value(), chunk_size=int(self.chunk_size.currentData()))
+        except ValueError:
+            # The binning's own validation (the workflows' Binning); problem() tells the user.
+            self._last_valid = getattr(self, "_last_valid", None) or OverviewSettings()
+        return self._last_valid
 
     def set_chunk_size(self, rows: int) -> None:
         index = self.chunk_size.findData(int(rows))

@@ -168,8 +168,9 @@ class CorrectionView(QWidget):
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.before = HitMapPlot("Before: detector hits", "det_x", "det_y", "mm", color_map="viridis")
-        self.after = HitMapPlot("After: corrected hits", "x_det", "y_det", "cm", color_map="viridis")
+        self.before = HitMapPlot("Before: detector hits", "detector x", "detector y", "mm", color_map="viridis")
+        self.after = HitMapPlot("After: corrected hits", "corrected x", "corrected y", "grid units",
+                                color_map="viridis")
         self.open_button = QPushButton("Open corrected file")
         self.open_button.setEnabled(False)
         self.result: CorrectionResult | None = None
@@ -194,8 +195,11 @@ class CorrectionView(QWidget):
                  f"{result.elapsed_s:.1f} s → <b>{result.output_h5}</b>"]
         if result.output_epos is not None:
             lines.append(f"Corrected EPOS: {result.output_epos}")
-        lines.append("<span style='color:#666'>After: x_det, y_det as stored in the output, i.e. the mesh's grid "
-                     "units divided by 10 (pyccapt's convention).</span>")
+        outside = result.before.outside + result.after.outside
+        if outside:
+            lines.append(f"{outside:,} hits fall outside the maps' ranges (or have no finite coordinates).")
+        lines.append("<span style='color:#666'>After: the corrected coordinates in the mesh's grid units; the "
+                     "HDF5 stores them divided by 10 as x_det, y_det (cm), pyccapt's convention.</span>")
         self.summary.setText("<br>".join(lines))
         self.open_button.setEnabled(True)
 

@@ -51,20 +51,23 @@ class CorrectionResult:
 
 
 class _HitMapConsumer:
-    """A hit map fed by the correction's chunks (on its helper thread)."""
+    """A hit map of columns ``x_name``, ``y_name`` times ``scale``, fed by the correction's chunks."""
 
     def __init__(self, x_name: str, y_name: str, bins: int, value_range, scale: float, labels):
-        self.hist = Histogram2D(int(bins), (value_range, value_range), dtype=np.float64, columns=(x_name, y_name))
+        self.hist = Histogram2D(int(bins), (value_range, value_range), dtype=np.float64)
+        self.names = (x_name, y_name)
         self.scale = scale
         self.labels = labels
 
     def update(self, chunk, start: int) -> None:
-        self.hist.update(chunk)
+        x, y = (chunk[name] for name in self.names)
+        if self.scale != 1.0:
+            x, y = x * self.scale, y * self.scale
+        self.hist.update(x, y)
 
     def result(self) -> HitMap:
         counts, x_edges, y_edges = self.hist.snapshot()
-        return HitMap(counts, x_edges * self.scale, y_edges * self.scale, *self.labels,
-                      outside=int(self.hist.rows_seen - counts.sum()))
+        return HitMap(counts, x_edges, y_edges, *self.labels, outside=int(self.hist.rows_seen - counts.sum()))
 
 
 def _square(extent, fallback=(-40.0, 40.0)):
@@ -109,11 +112,10 @@ def run_correction(params: CorrectionParameters, *, progress_callback=None, canc
             before_range = _square(detector_extent(table, [plan.det_x, plan.det_y]))
             before_range = tuple(v * plan.det_scale for v in before_range)
             after_range = _square(_corrected_extent(table, plan, mesh))
-            # x_det (cm) holds grid units / 10: bin it on the grid range / 10, draw in grid units.
+            # x_det (cm) holds grid units / 10: the map bins x_det * 10, in grid units.
             maps = (_HitMapConsumer("input det_x (mm)", "input det_y (mm)", params.hit_map_bins, before_range, 1.0,
                                     ("detector x (mm)", "detector y (mm)")),
-                    _HitMapConsumer("x_det (cm)", "y_det (cm)", params.hit_map_bins,
-                                    tuple(v / 10 for v in after_range), 10.0,
+                    _HitMapConsumer("x_det (cm)", "y_det (cm)", params.hit_map_bins, after_range, 10.0,
                                     ("corrected x (grid units)", "corrected y (grid units)")))
         result = correct_table_streaming(table, mesh, params.output_h5, epos_output_path=params.output_epos,
                                          consumers=maps, chunk_size=params.chunk_size,

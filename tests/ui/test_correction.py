@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PySide6.QtWidgets import QDialogButtonBox
 
-from aptviewer.core import chunked_histogram2d, open_epos, open_processed_hdf5
+from aptviewer.core import read_epos
 from aptviewer.core import reflectron
 from aptviewer.ui.correction_dialog import CorrectionDialog
 from aptviewer.ui.jobs import CorrectionParameters
@@ -48,7 +48,7 @@ def mesh_csvs(folder: Path) -> tuple[Path, Path]:
 
 def test_ok_stays_disabled_until_the_input_is_valid(dialog, demo_epos, tmp_path):
     assert not ok_enabled(dialog)
-    assert "Choose the EPOS file" in dialog.message.text()
+    assert "Choose the data file to correct" in dialog.message.text()
     dialog.input.set_path(tmp_path / "nope.epos")
     assert not ok_enabled(dialog) and "does not exist" in dialog.message.text()
     dialog.input.set_path(demo_epos)
@@ -111,12 +111,18 @@ def test_the_correction_runs_in_the_window_and_equals_the_core(qtbot, window, de
     # Before and after, side by side, computed by the core.
     view = window.correction_view
     assert window.tabs.currentWidget() is view
-    with open_epos(demo_epos) as table:
-        before, _, _ = chunked_histogram2d(table["det_x (mm)"], table["det_y (mm)"], 256)
-    with open_processed_hdf5(tmp_path / "gui.h5") as table:
-        after, _, _ = chunked_histogram2d(table["x_det (cm)"], table["y_det (cm)"], 256)
+    records = read_epos(demo_epos)
+    x_edges, y_edges = view.before.edges
+    before, _, _ = np.histogram2d(records["det_x (mm)"].astype(np.float64), records["det_y (mm)"].astype(np.float64),
+                                  bins=[x_edges, y_edges])
+    corrected = pd.read_hdf(tmp_path / "gui.h5", "df")
+    x_edges, y_edges = view.after.edges
+    after, _, _ = np.histogram2d(corrected["x_det (cm)"] * 10, corrected["y_det (cm)"] * 10, bins=[x_edges, y_edges])
     np.testing.assert_array_equal(view.before.counts, before)
     np.testing.assert_array_equal(view.after.counts, after)
+    # Both maps span the hits (nothing left outside), in mm before and grid units after.
+    assert before.sum() == after.sum() == 50_000
+    assert -30 < view.before.edges[0][0] < -20 and view.after.edges[0][-1] < 10
     assert "50,000 rows" in view.summary.text()
     # ...and the corrected file opens in the viewer with one click.
     with qtbot.waitSignal(window.task_ended, check_params_cb=ended("stream", "finished"), timeout=TIMEOUT):
@@ -133,11 +139,13 @@ def test_own_mesh_and_corrected_epos(qtbot, window, demo_epos, tmp_path):
     with qtbot.waitSignal(window.task_ended, check_params_cb=ended("correction", "finished"), timeout=TIMEOUT):
         window.run_correction(params)
     mesh = reflectron.load_mesh(intersections, triangles)
-    expected = reflectron.correct_epos_file(demo_epos, mesh)["frame"]
+    reflectron.correct_epos_streaming(demo_epos, mesh, tmp_path / "core.h5")
+    expected = pd.read_hdf(tmp_path / "core.h5", "df")
     got = pd.read_hdf(tmp_path / "own.h5", "df")
     np.testing.assert_array_equal(got["x_det (cm)"].to_numpy(), expected["x_det (cm)"].to_numpy())
-    with open_epos(tmp_path / "own.epos") as table:
-        assert table.n_rows == 50_000
+    records, corrected = read_epos(demo_epos), read_epos(tmp_path / "own.epos")
+    x, _ = reflectron.correct_detector_coordinates(records["det_x (mm)"], records["det_y (mm)"], mesh)
+    np.testing.assert_array_equal(corrected["det_x (mm)"].to_numpy(), x.astype(np.float32))
 
 
 def test_cancel_leaves_no_output_file(qtbot, window, demo_epos, tmp_path, monkeypatch, gate):
@@ -175,14 +183,16 @@ def test_a_failing_correction_is_reported(qtbot, window, tmp_path):
 
 
 def test_the_worker_thread_is_not_the_gui_thread(qtbot, window, demo_epos, tmp_path, monkeypatch):
+    from aptviewer.workflows import correction
+
     seen = []
-    original = reflectron.correct_epos_streaming
+    original = correction.correct_table_streaming
 
     def spy(*args, **kwargs):
         seen.append(threading.get_ident())
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(reflectron, "correct_epos_streaming", spy)
+    monkeypatch.setattr(correction, "correct_table_streaming", spy)
     params = CorrectionParameters(input_path=demo_epos, output_h5=tmp_path / "t.h5", preset=PRESET)
     with qtbot.waitSignal(window.task_ended, check_params_cb=ended("correction", "finished"), timeout=TIMEOUT):
         window.run_correction(params)

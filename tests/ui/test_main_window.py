@@ -31,8 +31,10 @@ def open_and_wait(qtbot, window, path, outcome="finished"):
 
 def assert_plots_equal_core(window, table, mc_bin=0.1, mc_range=(0.0, 100.0), tof_bin=1.0,
                             tof_range=(0.0, 5000.0), detector_bins=256, mc="m/n (Da)", tof="TOF (ns)",
-                            det=("det_x (mm)", "det_y (mm)"), det_range=(-40.0, 40.0)):
+                            det=("det_x (mm)", "det_y (mm)"), det_range=None):
     mass, tof_plot, hitmap = window.plots["mass"], window.plots["tof"], window.plots["hitmap"]
+    if det_range is None:  # the hit map follows the detector: the hits' extent
+        det_range = core_overview.detector_extent(table, det)
     counts, edges = chunked_histogram(table[mc], int(round((mc_range[1] - mc_range[0]) / mc_bin)), mc_range)
     np.testing.assert_array_equal(mass.counts, counts)
     np.testing.assert_array_equal(mass.edges, edges)
@@ -398,9 +400,10 @@ def test_processed_hdf5_streams_by_role(qtbot, window, tmp_path, hdf_format):
     open_and_wait(qtbot, window, path)
     assert window.side_panel.facts.text("format") == "processed HDF5 (pandas)"
     with open_processed_hdf5(path) as table:
-        assert_plots_equal_core(window, table, mc="mc (Da)", tof="t (ns)", det=("x_det (cm)", "y_det (cm)"),
-                                det_range=(-4.0, 4.0))
+        assert_plots_equal_core(window, table, mc="mc (Da)", tof="t (ns)", det=("x_det (cm)", "y_det (cm)"))
     assert window.plots["hitmap"].plot_item.getAxis("bottom").labelText == "detector x (cm)"
+    low, high = window.plots["hitmap"].edges[0][[0, -1]]
+    assert -3.8 < low < -3.5 and 3.5 < high < 3.8  # the hit map follows the detector
 
 
 def test_pyccapt_raw_hdf5_opens_through_the_dld_group(qtbot, window, tmp_path):
