@@ -206,16 +206,27 @@ class SummaryBox(QGroupBox):
         self.status.setVisible(True)
         self.table.setVisible(False)
 
-    def show_summary(self, summary: dict, columns) -> None:
-        """Fill the table from ``{'<column>_min': ..., '<column>_median': ..., '<column>_max': ...}``."""
+    def show_summary(self, summary: dict, columns, not_recorded=()) -> None:
+        """Fill the table from ``{'<column>_min': ..., '<column>_median': ..., '<column>_max': ...}``.
+
+        Columns in ``not_recorded`` (all zero) read "not recorded" instead of 0, 0, 0.
+        """
         self.summary = dict(summary)
+        silent = set(not_recorded)
         rows = [c for c in columns if f"{c}_min" in summary or f"{c}_median" in summary]
+        self.table.clearSpans()
         self.table.setRowCount(len(rows))
         for r, column in enumerate(rows):
-            cells = [column] + [format_number(summary.get(f"{column}_{k}", "")) for k in ("min", "median", "max")]
+            if column in silent:
+                cells = [column, "not recorded (all 0)"]
+                self.table.setSpan(r, 1, 1, 3)
+            else:
+                cells = [column] + [format_number(summary.get(f"{column}_{k}", "")) for k in ("min", "median", "max")]
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                item.setTextAlignment((Qt.AlignLeft if c == 0 else Qt.AlignRight) | Qt.AlignVCenter)
+                centred = column in silent and c == 1
+                item.setTextAlignment((Qt.AlignLeft if c == 0 else Qt.AlignHCenter if centred else Qt.AlignRight)
+                                      | Qt.AlignVCenter)
                 if c == 0:
                     item.setToolTip(column)
                 self.table.setItem(r, c, item)

@@ -499,3 +499,29 @@ def test_export_without_data_says_so(window, tmp_path):
     with pytest.raises(ValueError, match="no data"):
         window.export_plot("mass", tmp_path / "mass.png")
     assert not (tmp_path / "mass.png").exists()
+
+
+def test_unrecorded_columns_say_so_instead_of_drawing_zeros(qtbot, window, tmp_path):
+    from tests._files import epos_with_zero_columns
+
+    path = epos_with_zero_columns(tmp_path / "leap.epos", n=20_000)
+    open_and_wait(qtbot, window, path)
+    tof = window.plots["tof"]
+    assert not tof.available and "not recorded in this file" in tof._message.text().lower()
+    assert window.plots["mass"].available and window.plots["mass"].counts.sum() == 20_000
+    assert window.current_overview.not_recorded == ["TOF (ns)", "HV_DC (V)", "pulse (V)", "pslep"]
+    assert window.plots["history"].data[2] is None  # no flat 0 V line; the m/n history stays
+    assert tof.counts is None  # nothing drawn behind the message
+    assert window.side_panel.summary.cell("TOF (ns)", "min") == "not recorded (all 0)"
+    assert window.side_panel.summary.cell("m/n (Da)", "median") != ""
+    window.grab().save(str(tmp_path / "leap.png"))
+
+
+def test_a_table_without_atom_probe_columns_is_refused_naming_its_columns(qtbot, window, tmp_path):
+    from tests._files import isotope_table
+
+    path = isotope_table(tmp_path / "isotopes.h5")
+    assert not window.open_path(path)
+    assert "no recognisable atom probe column" in window.last_error
+    assert "element, mass (Da), abundance" in window.last_error
+    assert window.table is None
