@@ -282,20 +282,28 @@ def _message(exc: BaseException, path: Path) -> str:
 
 
 def binning_from_args(args):
-    """The :class:`~aptviewer.workflows.params.Binning` of the batch flags."""
+    """The :class:`~aptviewer.workflows.params.Binning` of the batch flags (``ValueError`` if invalid)."""
     from .workflows.params import Binning
 
-    defaults = Binning()
-    return Binning(mass_range=tuple(args.mass_range) if getattr(args, "mass_range", None) else defaults.mass_range,
-                   mass_bin=getattr(args, "mass_bin", None) or defaults.mass_bin,
-                   tof_range=tuple(args.tof_range) if getattr(args, "tof_range", None) else defaults.tof_range,
-                   tof_bin=getattr(args, "tof_bin", None) or defaults.tof_bin,
-                   detector_bins=getattr(args, "detector_bins", None) or defaults.detector_bins)
+    given = {"mass_range": getattr(args, "mass_range", None), "mass_bin": getattr(args, "mass_bin", None),
+             "tof_range": getattr(args, "tof_range", None), "tof_bin": getattr(args, "tof_bin", None),
+             "detector_bins": getattr(args, "detector_bins", None)}
+    return Binning(**{name: tuple(value) if isinstance(value, list) else value
+                      for name, value in given.items() if value is not None})
+
+
+def report_extras(args) -> tuple:
+    """The extra analyses fed by every file's report pass, from the flags (``--ranges``...).
+
+    Each is a :class:`~aptviewer.workflows.report.ReportExtra`; its result goes to the
+    summary JSON under its name. They share the report's one pass over the file.
+    """
+    return ()
 
 
 class _Batch:
     def __init__(self, args, console: _Console, preset: str | None, cancel: threading.Event, binning=None,
-                 renderer=None):
+                 renderer=None, extras: tuple = ()):
         self.args = args
         self.console = console
         self.preset = preset
@@ -306,8 +314,8 @@ class _Batch:
         self.claimed: dict[Path, Path] = {}  # output -> the input that writes it
         self.plans: dict[Path, dict[str, Path]] = {}
         self.inputs: list[Path] = []
-        #: Extra analyses fed by every file's report pass (see aptviewer.workflows.report).
-        self.extras: tuple = ()
+        #: Extra analyses fed by every file's report pass (see report_extras).
+        self.extras = tuple(extras)
 
     def run(self, items: list[InputFile]) -> list[Outcome]:
         kinds = _kinds(self.preset is not None, self.args.save_epos, not self.args.no_plots)
@@ -392,10 +400,10 @@ class _Batch:
         return result.rows
 
     def report(self, item: InputFile, todo: dict[str, Path]) -> None:
-        from .workflows.params import ReportParameters
+        from .workflows.params import Binning, ReportParameters
         from .workflows.report import run_file_report, write_summary_json
 
-        params = ReportParameters(binning=self.binning, chunk_size=self.chunk_size, extras=self.extras)
+        params = ReportParameters(binning=self.binning or Binning(), chunk_size=self.chunk_size, extras=self.extras)
         label = f"{item.path.name} (summary)"
         with self.console.progress(label) as progress:
             report = run_file_report(item.path, params, progress_callback=progress, cancel=self.cancel,
@@ -451,7 +459,7 @@ def run_batch(args, parser) -> int:
     from .reports import PngRenderer
 
     with _ctrl_c_cancels(cancel), PngRenderer() as renderer:
-        outcomes = _Batch(args, console, preset, cancel, binning, renderer).run(items)
+        outcomes = _Batch(args, console, preset, cancel, binning, renderer, report_extras(args)).run(items)
     console.table(outcomes, args.dry_run)
     if any(o.status == "cancelled" for o in outcomes):
         return EXIT_CANCELLED

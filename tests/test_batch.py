@@ -372,9 +372,11 @@ def test_binning_flags_reach_the_summary(capsys, tmp_path):
     binning = json.loads((tmp_path / "r_summary.json").read_text())["binning"]
     assert binning["mass_range"] == [5.0, 65.0] and binning["mass_bin"] == 0.5 and binning["tof_bin"] == 2.0
     assert binning["tof_range"] == [0.0, 1500.0] and binning["detector_bins"] == 64
-    with pytest.raises(SystemExit) as info:
-        main(["--batch", str(tmp_path), "--mass-range", "5", "5"])
-    assert info.value.code == 2 and "mass range" in capsys.readouterr().err
+    for bad, message in ((["--mass-range", "5", "5"], "mass range"), (["--mass-bin", "0"], "mass bin width"),
+                         (["--detector-bins", "0"], "detector bins")):
+        with pytest.raises(SystemExit) as info:
+            main(["--batch", str(tmp_path), *bad])
+        assert info.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_pngs_of_a_run_come_from_one_child_process(capsys, tmp_path, monkeypatch):

@@ -806,5 +806,16 @@ def compute_tof_segment_drift(source, windows=None, num_segments: int = 20, chun
     })
 
 
-__all__ = ["DRIFT_COLUMNS", "SUMMARY_ROLES", "compute_tof_segment_drift", "normalize_signal_windows", "suggest_tof_windows",
+def peak_shifts(drift: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
+    """Per peak of :func:`compute_tof_segment_drift`: ``{label: (segment centres, shift from the
+    peak's median position (ns), that median (ns))}``, in the order the peaks appear."""
+    shifts = {}
+    for label, group in drift.groupby("peak_label", sort=False):
+        positions = group["peak_position"].to_numpy(dtype=np.float64)
+        median = float(np.median(positions))
+        shifts[str(label)] = (group["segment_center"].to_numpy(dtype=np.float64), positions - median, median)
+    return shifts
+
+
+__all__ = ["DRIFT_COLUMNS", "peak_shifts", "SUMMARY_ROLES", "compute_tof_segment_drift", "normalize_signal_windows", "suggest_tof_windows",
            "summarize_processed_dataset"]

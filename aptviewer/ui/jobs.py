@@ -78,10 +78,12 @@ class StreamResult:
     frame: pd.DataFrame | None = None
     summary: dict | None = None
     summary_error: str | None = None
+    #: Results of the extra analyses (``{name: result}``) fed by the same pass.
+    extras: dict | None = None
 
 
 def make_overview_job(table: LazyTable, settings: OverviewSettings, *, frame: pd.DataFrame | None = None,
-                      materialise: bool = False, want_summary: bool = True,
+                      materialise: bool = False, want_summary: bool = True, extras: tuple = (),
                       min_interval: float = REPORT_INTERVAL_S):
     """The file report (:func:`aptviewer.workflows.run_file_report`) with snapshots for the plots.
 
@@ -99,6 +101,8 @@ def make_overview_job(table: LazyTable, settings: OverviewSettings, *, frame: pd
         result so the window keeps it for the next stream).
     want_summary : bool
         Compute the summary statistics in the same pass.
+    extras : tuple of ReportExtra
+        More analyses fed by the same pass (see :mod:`aptviewer.workflows.report`).
     """
     def job(report, cancel) -> StreamResult:
         t0 = time.perf_counter()
@@ -124,14 +128,15 @@ def make_overview_job(table: LazyTable, settings: OverviewSettings, *, frame: pd
 
         refining = _throttled(lambda done, of: report(StreamProgress("summary", done, of, time.perf_counter() - t0))
                               if stage[0] == "summary" else None, min_interval)
-        params = ReportParameters(binning=settings.binning(), chunk_size=settings.chunk_size, summary=want_summary)
+        params = ReportParameters(binning=settings.binning(), chunk_size=settings.chunk_size, summary=want_summary,
+                                  extras=tuple(extras))
         result = run_file_report(source, params, progress_callback=refining, phase_callback=on_phase,
                                  cancel=cancel, on_chunk=on_chunk)
         overview = result.overview
         elapsed = time.perf_counter() - t0
         report(_streaming_report("streamed", overview.rows_processed, overview.n_rows, elapsed, overview))
         return StreamResult(overview, elapsed, frame=source if isinstance(source, pd.DataFrame) else None,
-                            summary=result.summary, summary_error=result.summary_error)
+                            summary=result.summary, summary_error=result.summary_error, extras=result.extras)
 
     return job
 

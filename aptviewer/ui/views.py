@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
@@ -19,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.diagnostics import peak_shifts
 from ..core.diagnostics import suggest_tof_windows  # noqa: F401  (the window's name for it)
 from .jobs import CorrectionResult
 from .plots import GRID_ALPHA, HitMapPlot, _BasePlot, _style_plot, set_index_axis
@@ -47,10 +47,9 @@ class DriftPlot(_BasePlot):
         set_index_axis(self.plot_item, n_rows, "ion index of the segment centre")
         self.plot_item.clear()
         self.legend.clear()
-        for i, (label, group) in enumerate(frame.groupby("peak_label", sort=False)):
+        for i, (label, (centres, shifts, median)) in enumerate(peak_shifts(frame).items()):
             color = _PEAK_COLORS[i % len(_PEAK_COLORS)]
-            median = float(np.median(group["peak_position"]))
-            self.plot_item.plot(group["segment_center"].to_numpy(), group["peak_position"].to_numpy() - median,
+            self.plot_item.plot(centres, shifts,
                                 pen=pg.mkPen(color, width=1.5), symbol="o", symbolSize=6,
                                 symbolBrush=pg.mkBrush(color), symbolPen=None,
                                 name=f"{label} (median {median:.2f} ns)")

@@ -337,3 +337,17 @@ def test_drift_with_more_segments_than_rows():
     assert drift.empty and list(drift.columns) == list(diagnostics.DRIFT_COLUMNS)
     drift = compute_tof_segment_drift({"t (ns)": np.full(6, 3.0)}, [(None, 2, 4)], num_segments=1)
     assert list(drift["peak_label"]) == ["Window 1"] and drift["peak_count"].tolist() == [6]
+
+
+def test_peak_shifts_are_positions_minus_each_peaks_median():
+    from aptviewer.core.diagnostics import peak_shifts
+
+    drift = pd.DataFrame({"segment": [0, 0, 1, 1, 2, 2], "segment_center": [5.0, 5.0, 15.0, 15.0, 25.0, 25.0],
+                          "peak_label": ["b", "a", "b", "a", "b", "a"],
+                          "peak_position": [300.0, 100.0, 301.0, 100.5, 303.0, 99.0], "peak_count": [9] * 6})
+    shifts = peak_shifts(drift)
+    assert list(shifts) == ["b", "a"]
+    centres, values, median = shifts["b"]
+    np.testing.assert_array_equal(centres, [5.0, 15.0, 25.0])
+    assert median == 301.0 and list(values) == [-1.0, 0.0, 2.0]
+    assert shifts["a"][2] == 100.0
