@@ -79,6 +79,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__, _resources
+from .driver import read_rows
 from .errors import DataFormatError
 from .lazy import DEFAULT_CHUNK_SIZE, _check_chunk_size
 from .progress import raise_if_cancelled, report_progress
@@ -908,7 +909,7 @@ class _OutputBlocks:
                     continue
                 first_row[source] = row
                 out[source] = block[row, :n_rows]
-        table.read_rows(list(out), start, stop, out=out)
+        read_rows(table, list(out), start, stop, out=out)  # the chunk driver's one read
         for target, source, block, row in copies:
             np.copyto(target, block[row, :n_rows] if row is not None else out[source], casting="unsafe")
         if plan.det_scale != 1.0:
