@@ -183,3 +183,17 @@ def test_writing_a_report_never_imports_qt(demo_epos, tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "s.json").is_file() and (tmp_path / "o.png").stat().st_size > 10_000
+
+
+def test_unrecorded_columns_are_said_not_drawn_in_the_png(tmp_path):
+    from tests._files import epos_with_zero_columns
+
+    path = epos_with_zero_columns(tmp_path / "leap.epos", n=20_000)
+    report = write_file_report(path, tmp_path / "leap_summary.json", tmp_path / "leap_overview.png")
+    assert report["not_recorded"] == ["TOF (ns)", "HV_DC (V)", "pulse (V)", "pslep"]
+    panels = _quadrants(_pixels(tmp_path / "leap_overview.png"))
+    assert _colourful(panels["tof"], (2, 1, 0)) < 50          # no blue bar at 0 ns
+    assert _colourful(panels["history"], (0, 1, 2)) < 50      # no flat red 0 V line...
+    assert _colourful(panels["history"], (2, 1, 0)) > 200     # ...but the blue m/n history
+    assert _colourful(panels["mc"], (0, 1, 2)) > 500          # the mass spectrum is there
+    assert _ink(panels["tof"]) > 0.001                         # ...and the TOF panel says why

@@ -205,16 +205,20 @@ def _history(plot, overview) -> None:
     else:
         scale, x_label = 1.0, "ion index"
     voltage, mc = overview.history_voltage, overview.history_mc
-    if voltage is not None and _not_recorded(overview, "voltage"):
+    silent_voltage = voltage is not None and _not_recorded(overview, "voltage")
+    if silent_voltage and (mc is None or not index.size):
         _style(plot, "Voltage history", x_label, overview.labels.get("voltage", "DC voltage (V)"))
         _no_data(plot, NOT_RECORDED)
         return
+    if silent_voltage:
+        voltage = None  # no flat 0 V line: the mass-to-charge history instead, saying why
     if voltage is not None and index.size:
         _style(plot, "Voltage history", x_label, overview.labels.get("voltage", "DC voltage (V)"))
         plot.plot(index * scale, np.asarray(voltage, dtype=np.float64), pen=pg.mkPen(_VOLTAGE_COLOR, width=1.5))
     elif mc is not None and index.size:
         # No voltage column (e.g. a POS file): the mass-to-charge history tells the run's story.
-        _style(plot, "Mass-to-charge history", x_label, overview.labels.get("mc", "mass-to-charge (Da)"))
+        title = "Mass-to-charge history" + (" (DC voltage not recorded)" if silent_voltage else "")
+        _style(plot, title, x_label, overview.labels.get("mc", "mass-to-charge (Da)"))
         plot.plot(index * scale, np.asarray(mc, dtype=np.float64), pen=None, symbol="o", symbolSize=2,
                   symbolPen=None, symbolBrush=pg.mkBrush(31, 78, 154, 90))
         top = float(overview.binning.get("mc_range", [0, 100])[1])
