@@ -24,8 +24,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -100,9 +102,6 @@ class FileReport:
 
 def json_safe(value):
     """``value`` with NumPy scalars/arrays as Python numbers/lists and NaN/inf as ``None``."""
-    import math
-    from collections.abc import Mapping
-
     if isinstance(value, Mapping):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
