@@ -1199,19 +1199,28 @@ def correct_table_streaming(table, mesh, h5_output_path, *, epos_output_path=Non
             epos_handle = stack.enter_context(open(epos_temp, "wb"))
         writer = stack.enter_context(_Writer(temp, total)) if temp is not None else None
         pool = stack.enter_context(_helper_thread())
+        # The corrected EPOS is written by a third thread (the kernel's copy into the page
+        # cache costs as much CPU as appending a third of the HDF5), so that neither the
+        # appends nor the corrections wait for it.
+        epos_pool = stack.enter_context(_helper_thread()) if epos_handle is not None else None
+        epos_written = None  # the write of the previous chunk's records
         ready = prepare(0)
         for k, lo in enumerate(starts):
             ready.result()
             raise_if_cancelled(cancel, what)
+            if epos_written is not None:
+                epos_written.result()  # its buffer is the one the next prepare fills
             if k + 1 < len(starts):
                 ready = prepare(k + 1)
             hi = min(lo + step, total)
             blocks = buffers[k % 2]
+            if epos_pool is not None:
+                epos_written = epos_pool.submit(epos_handle.write, memoryview(blocks.records[:hi - lo]).cast("B"))
             if writer is not None:
                 writer.append(blocks.frame(hi - lo, lo))
-            if epos_handle is not None:
-                epos_handle.write(memoryview(blocks.records[:hi - lo]).cast("B"))
             report_progress(progress_callback, hi, total)
+        if epos_written is not None:
+            epos_written.result()
         raise_if_cancelled(cancel, what)
         if writer is not None:
             writer.finish(output_attributes(mesh, source))

@@ -570,3 +570,18 @@ def test_processed_frame_of_one_chunk_matches_the_file(tmp_path, epos, mesh):
     records = read_epos(epos)
     part = reflectron.processed_frame(records.iloc[1000:1500], mesh, start=1000)
     pd.testing.assert_frame_equal(part, pd.read_hdf(out, "df").iloc[1000:1500], check_index_type=False)
+
+
+@pytest.mark.parametrize("helper", [True, False])
+def test_the_corrected_epos_does_not_depend_on_the_threads_or_the_chunk_size(small_epos, tmp_path, monkeypatch,
+                                                                               helper):
+    monkeypatch.setattr(reflectron, "_USE_HELPER_THREAD", helper)
+    monkeypatch.setattr(reflectron, "_APPEND_ROWS", 700)  # many chunks, buffers reused many times
+    correct_epos_streaming(small_epos, KEY, tmp_path / "a.h5", chunk_size=700, epos_output_path=tmp_path / "a.epos")
+    correct_epos_streaming(small_epos, KEY, None, chunk_size=4_999, epos_output_path=tmp_path / "b.epos")
+    assert (tmp_path / "a.epos").read_bytes() == (tmp_path / "b.epos").read_bytes()
+    records, corrected = read_epos(small_epos), read_epos(tmp_path / "a.epos")
+    x, y = correct_detector_coordinates(records["det_x (mm)"], records["det_y (mm)"], KEY)
+    np.testing.assert_array_equal(corrected["det_y (mm)"].to_numpy(), y.astype(np.float32))
+    pd.testing.assert_frame_equal(corrected.drop(columns=["det_x (mm)", "det_y (mm)"]),
+                                  records.drop(columns=["det_x (mm)", "det_y (mm)"]))
