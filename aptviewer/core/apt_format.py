@@ -504,7 +504,7 @@ def write_apt(table, path, *, columns: Sequence[str] | None = None, chunk_size: 
         Event or callable) is checked before each chunk and raises
         :class:`~aptviewer.core.errors.OperationCancelled`, leaving no file.
     """
-    from .accumulate import iter_table_chunks
+    from .driver import iter_chunks
     from .progress import raise_if_cancelled, report_progress
     from .writers import atomic_output, check_free_space
 
@@ -547,7 +547,11 @@ def write_apt(table, path, *, columns: Sequence[str] | None = None, chunk_size: 
             handle.truncate(offset)
             done = 0
             buffers: dict[int, np.ndarray] = {}
-            for chunk in _prefetched(iter_table_chunks(table, wanted, chunk_size)):
+            # Progress is reported here, once a chunk is written, not by the driver (which
+            # the read-ahead thread resumes a chunk early).
+            chunks = (chunk for _, chunk in iter_chunks(table, wanted, chunk_size, cancel=cancel,
+                                                        what=f"writing {path}"))
+            for chunk in _prefetched(chunks):
                 raise_if_cancelled(cancel, str(path))
                 rows = len(chunk[wanted[0]])
                 for index, section in enumerate(plan):
