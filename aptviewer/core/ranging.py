@@ -451,6 +451,9 @@ class _RangeBinner:
             c = np.arange(cells, dtype=np.float64)
             lower = low + (c - slack) / scale64
             upper = low + (c + 1 + slack) / scale64
+            # (and a few float64 ulps more for the rounding of these bounds themselves)
+            lower -= 4 * np.spacing(np.abs(lower))
+            upper += 4 * np.spacing(np.abs(upper))
             lower[0], upper[-1] = -np.inf, np.inf
             table = np.searchsorted(wide, lower, side="right")
             steps = int(np.max(np.searchsorted(wide, upper, side="right") - table))
@@ -550,8 +553,16 @@ class RangeCounter:
             binner = self._binners[dtype] = _RangeBinner(edges, dtype)
         return binner
 
-    def update(self, masses) -> "RangeCounter":
-        """Add a chunk of masses (an array, or a chunk dict/DataFrame with ``column``)."""
+    @property
+    def needed_columns(self) -> list[str]:
+        """``[column]`` (for chunk drivers that feed ``update(chunk, start)``)."""
+        return [] if self.column is None else [self.column]
+
+    def update(self, masses, start: int | None = None) -> "RangeCounter":
+        """Add a chunk of masses (an array, or a chunk dict/DataFrame with ``column``).
+
+        ``start`` (the chunk's first row, as chunk drivers pass it) is not needed.
+        """
         if isinstance(masses, (Mapping, pd.DataFrame)):
             if self.column is None:
                 raise TypeError("this RangeCounter has no column name; pass an array")
