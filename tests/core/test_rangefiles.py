@@ -87,7 +87,7 @@ range3=  67.5 68.5 O:1 Vol: 0.027 Cr:1 Color: 0000FF
     assert table(ranges) == [
         (15.5, 16.5, "O", {"O": 1}, "#ff0000", 0.015),
         (51.5, 52.5, "Cr", {"Cr": 1}, "#33ffff", None),
-        (67.5, 68.5, "OCr", {"O": 1, "Cr": 1}, "#0000ff", 0.027),
+        (67.5, 68.5, "CrO", {"O": 1, "Cr": 1}, "#0000ff", 0.027),
     ]
 
 
@@ -212,9 +212,9 @@ def test_rng_reads_ions_colours_and_molecular_rows(tmp_path):
         (15.5, 16.5, "O", {"O": 1}, "#ff0000", None),
         (27.5, 28.5, "Fe", {"Fe": 1}, "#00ff00", None),
         (51.5, 52.5, "Cr", {"Cr": 1}, "#3366ff", None),
-        (67.5, 68.5, "OCr", {"O": 1, "Cr": 1}, "#ff0000", None),
+        (67.5, 68.5, "CrO", {"O": 1, "Cr": 1}, "#ff0000", None),
     ]
-    assert messages == [f"{tmp_path / 'a.rng'}:12: range combines several ion columns: read as the molecular ion OCr"]
+    assert messages == [f"{tmp_path / 'a.rng'}:12: range combines several ion columns: read as the molecular ion CrO"]
 
 
 def test_rng_named_molecular_column_and_multiplicities(tmp_path):
@@ -423,3 +423,17 @@ def test_counts_use_ranges_read_from_a_file(tmp_path):
     ranges, _ = read(write(tmp_path, "a.env", ENV_TOUCHING))
     values = np.array([27.5, 28.0, 28.49, 28.5, 24.25, 52.5], dtype=np.float32)
     assert RangeCounter(ranges).update(values).counts.tolist() == [1, 1, 2, 0]
+
+
+def test_field_order_does_not_split_one_molecular_ion(tmp_path):
+    text = RRNG_PLAIN.replace("Number=4", "Number=5") + "Range5=83.5 84.5 O:1 Cr:1 Color:0000FF\n"
+    ranges, messages = read(write(tmp_path, "m.rrng", text))
+    assert messages == []
+    assert ranges.ion_names == ("O", "Fe", "Cr", "CrO")
+    assert ranges.ranges_of("CrO") == [3, 4]
+
+
+def test_a_name_used_for_two_compositions_is_an_error_naming_both_lines(tmp_path):
+    text = RRNG_PLAIN + "Range5=83.5 84.5 Name:Fe Color:0000FF\n"
+    with pytest.raises(RangeError, match=r"n\.rrng:12: ion 'Fe' has another composition on line 9 \(Fe and unknown\)"):
+        read_ranges(write(tmp_path, "n.rrng", text))

@@ -42,8 +42,11 @@ def brute_force(values, ranges):
 def test_ion_from_formula_composition_and_validation():
     ion = Ion.from_formula("Cr2O3")
     assert ion.composition == (("Cr", 2), ("O", 3))
+    assert Ion.from_formula("OCr").name == "CrO"  # one species, one name (Hill order)
+    assert Ion.from_formula("H2O").name == "H2O" and Ion.from_formula("OHC").name == "CHO"
     assert ion.elements == {"Cr": 2, "O": 3}
     assert Ion.from_formula("CH3OH").elements == {"C": 1, "H": 4, "O": 1}
+    assert Ion.from_formula("CH3OH").name == "CH4O"
     assert Ion.from_formula("Fe++").charge == 2
     assert Ion.from_formula("Fe", charge=3, color="00FF00").color == "#00ff00"
     with pytest.raises(RangeError, match="'Xx'.*not an element"):
