@@ -27,7 +27,7 @@ import pandas as pd
 
 from .accumulate import _BLOCK, _Axis, _BinCounter, _values_in
 from .errors import DataFormatError
-from .lazy import DEFAULT_CHUNK_SIZE, LazyTable, map_row_ranges
+from .lazy import DEFAULT_CHUNK_SIZE, PARALLEL_THREADS, LazyTable, _check_chunk_size, map_row_ranges
 from .progress import raise_if_cancelled, report_progress
 from .roles import find_role
 
@@ -676,27 +676,28 @@ def stream_column(source, column: str, accumulators, *, chunk_size: int = DEFAUL
                   cancel=None, progress_callback=None, what: str | None = None) -> int:
     """Feed one column of ``source`` to ``accumulators`` (objects with ``update(array)``).
 
-    Chunks are read and added on up to ``PARALLEL_THREADS`` threads
-    (:func:`~aptviewer.core.lazy.map_row_ranges`), each thread holding one chunk, so memory
-    stays bounded. ``cancel`` is checked before every chunk; progress is reported (in rows,
-    never going back) after every chunk. Returns the rows streamed.
+    The rows go in rounds of ``PARALLEL_THREADS`` chunks, each round read and added on that
+    many threads (:func:`~aptviewer.core.lazy.map_row_ranges`, one chunk per thread, so
+    memory stays bounded). Between rounds, in the calling thread, ``cancel`` is checked and
+    progress reported in rows, so a GUI callback never runs on a pool thread. Returns the
+    rows streamed.
     """
+    chunk_size = _check_chunk_size(chunk_size)
     n, read = _column_reader(source, column)
     what = what or str(getattr(source, "path", None) or "range counting")
-    lock = threading.Lock()
-    done = [0]
 
-    def task(lo, hi):
-        raise_if_cancelled(cancel, what)
+    def add(lo, hi):
         chunk = read(lo, hi)
         for accumulator in accumulators:
             accumulator.update(chunk)
-        with lock:
-            done[0] += hi - lo
-            report_progress(progress_callback, done[0], n)
 
+    round_rows = chunk_size * PARALLEL_THREADS
     report_progress(progress_callback, 0, n)
-    map_row_ranges(task, n, chunk_size)
+    for first in range(0, n, round_rows):
+        raise_if_cancelled(cancel, what)
+        last = min(first + round_rows, n)
+        map_row_ranges(lambda lo, hi: add(first + lo, first + hi), last - first, chunk_size)
+        report_progress(progress_callback, last, n)
     raise_if_cancelled(cancel, what)
     return n
 

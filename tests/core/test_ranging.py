@@ -217,7 +217,8 @@ def test_range_counts_streams_a_lazy_table_with_progress_and_cancel(tmp_path):
     ranges = RangeSet([MassRange(k + 0.3, k + 0.7, FE) for k in range(1, 60, 3)])
     seen = []
     with open_epos(path) as table:
-        counts = range_counts(table, ranges, chunk_size=3000, progress_callback=lambda d, t: seen.append((d, t)))
+        counts = range_counts(table, ranges, chunk_size=3000,
+                              progress_callback=lambda d, t: seen.append((d, t, threading.current_thread())))
         reference = table["m/n (Da)"].to_numpy()
         event = threading.Event()
         event.set()
@@ -228,8 +229,10 @@ def test_range_counts_streams_a_lazy_table_with_progress_and_cancel(tmp_path):
     expected, unranged, total = brute_force(reference, ranges)
     np.testing.assert_array_equal(counts.counts, expected)
     assert (counts.unranged, counts.total) == (unranged, total) and total == 20_000
-    assert seen[0] == (0, 20_000) and seen[-1] == (20_000, 20_000)
-    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert seen[0][:2] == (0, 20_000) and seen[-1][:2] == (20_000, 20_000)
+    assert [d for d, *_ in seen] == sorted(d for d, *_ in seen)
+    # progress is reported from the calling thread (a GUI callback never runs on a pool thread)
+    assert {thread for *_, thread in seen} == {threading.current_thread()}
 
 
 def test_range_counts_needs_a_mass_column():
