@@ -176,3 +176,19 @@ def test_workflow_needs_a_mass_column():
         run_composition(pd.DataFrame({"x": [1.0]}), params)
     result = run_composition(pd.DataFrame({"mc (Da)": [1.5, 1.0, 2.0, np.nan]}), params)
     assert result.counts.counts.tolist() == [2] and result.counts.unranged == 1 and result.counts.nonfinite == 1
+
+
+def test_batch_with_ranges_never_imports_qt(folder):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, json\n"
+        "from aptviewer.__main__ import main\n"
+        f"rc = main(['--batch', '--no-plots', '--ranges', 'auto', '--background', {str(folder / 'run.epos')!r}])\n"
+        "print(json.dumps({'rc': rc, 'qt': sorted(m for m in sys.modules "
+        "if m.startswith(('PySide6', 'pyqtgraph', 'aptviewer.ui')))}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out.strip().splitlines()[-1]) == {"rc": 0, "qt": []}
+    assert (folder / "run_composition.csv").exists()
