@@ -437,3 +437,28 @@ def test_a_name_used_for_two_compositions_is_an_error_naming_both_lines(tmp_path
     text = RRNG_PLAIN + "Range5=83.5 84.5 Name:Fe Color:0000FF\n"
     with pytest.raises(RangeError, match=r"n\.rrng:12: ion 'Fe' has another composition on line 9 \(Fe and unknown\)"):
         read_ranges(write(tmp_path, "n.rrng", text))
+
+
+def test_every_rrng_range_line_variant_3depict_documents_is_kept(tmp_path):
+    # The range-line shapes IVAS has written over the years (3Depict lists them); a reader
+    # that expects one shape keeps only some of these lines.
+    text = """\
+[Ions]
+Number=2
+Ion1=Zn
+Ion2=Sb
+[Ranges]
+Number=6
+Range1=31.8372 32.2963 Vol:0.01521 Zn:1 Color:999999
+Range2=33.8372 34.2963 Zn:1 Color:999999
+Range3=95.3100 95.5800 Vol:0.04542 Zn:1 Sb:1 Color:00FFFF
+Range4=96.3100 96.5800 Vol:0.04542 Name:1Zn1Sb1 Color:00FFFF
+Range5=97.3100 97.5800 Vol:0.04542 Zn:1 Sb:1 Name:1Zn1Sb1 Color:00FFFF
+Range6= 98.3100 98.5800 Color:00FFFF Vol:0.04542 Zn:1 Sb:1 Name:1Zn1Sb1
+"""
+    ranges, messages = read(write(tmp_path, "v.rrng", text))
+    assert [(r.low, r.ion.name, r.volume) for r in ranges] == [
+        (31.8372, "Zn", 0.01521), (33.8372, "Zn", None), (95.31, "SbZn", 0.04542),
+        (96.31, "1Zn1Sb1", 0.04542), (97.31, "SbZn", 0.04542), (98.31, "SbZn", 0.04542)]
+    assert messages == [f"{tmp_path / 'v.rrng'}:10: range given only a name ('1Zn1Sb1'): a species of unknown "
+                        "composition (in the ionic composition, not the atomic one)"]
