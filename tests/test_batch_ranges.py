@@ -168,14 +168,22 @@ def test_workflow_as_an_extra_equals_the_standalone_run(folder):
     table = pd.read_csv(path)
     assert table["kind"].tolist() == ["ion"] * 4 + ["element"] * 3
     assert table["counts_corrected"].notna().all()
+    # the CSV written from the extra's JSON section is the same file
+    again = write_composition_csv(section, folder / "out" / "d.csv")
+    assert again.read_text() == path.read_text()
 
 
-def test_workflow_needs_a_mass_column():
+def test_workflow_needs_a_mass_column(tmp_path):
     params = CompositionParameters(RangeSet([MassRange(1, 2, Ion.from_formula("H"))]))
     with pytest.raises(KeyError, match="mass-to-charge"):
         run_composition(pd.DataFrame({"x": [1.0]}), params)
     result = run_composition(pd.DataFrame({"mc (Da)": [1.5, 1.0, 2.0, np.nan]}), params)
     assert result.counts.counts.tolist() == [2] and result.counts.unranged == 1 and result.counts.nonfinite == 1
+    # no ranges at all: empty tables, still written
+    empty = run_composition(pd.DataFrame({"mc (Da)": [1.5]}), CompositionParameters(RangeSet()))
+    assert empty.counts.unranged == 1 and empty.section()["ions"] == []
+    assert write_composition_csv(empty.section(), tmp_path / "e.csv").read_text() == \
+        write_composition_csv(empty, tmp_path / "f.csv").read_text()
 
 
 def test_batch_with_ranges_never_imports_qt(folder):

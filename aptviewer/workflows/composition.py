@@ -273,15 +273,30 @@ def run_composition(source, parameters: CompositionParameters, *, cancel=None,
 # ---------------------------------------------------------------------------------------
 
 
-def write_composition_csv(result: CompositionResult, path, *, inputs=()) -> Path:
+def section_table(section: dict) -> pd.DataFrame:
+    """The CSV table of a ``composition`` JSON section (what an extra's ``result()`` gives)."""
+    values = ["counts", "fraction", "sigma"]
+    if section.get("background"):
+        values += ["background", "counts_corrected", "fraction_corrected", "sigma_corrected"]
+    ionic = pd.DataFrame(section["ions"], columns=["ion", *values]).rename(columns={"ion": "name"})
+    atomic = pd.DataFrame(section["elements"], columns=["element", *values]).rename(columns={"element": "name"})
+    ionic, atomic = ionic.assign(kind="ion"), atomic.assign(kind="element")
+    frame = pd.concat([ionic, atomic], ignore_index=True)
+    frame = frame[["kind", "name", *[c for c in frame.columns if c not in ("kind", "name")]]]
+    return frame.fillna(np.nan).infer_objects()
+
+
+def write_composition_csv(result: CompositionResult | dict, path, *, inputs=()) -> Path:
     """Write the ion and element table to ``path`` (CSV, atomically).
 
-    Columns: ``kind`` (``ion`` or ``element``), ``name``, ``counts``, ``fraction``,
-    ``sigma`` and, with a background, ``background``, ``counts_corrected``,
-    ``fraction_corrected``, ``sigma_corrected``. Fractions are between 0 and 1.
+    ``result`` is a :class:`CompositionResult` or its JSON section (as
+    :class:`CompositionExtra` consumers return it). Columns: ``kind`` (``ion`` or
+    ``element``), ``name``, ``counts``, ``fraction``, ``sigma`` and, with a background,
+    ``background``, ``counts_corrected``, ``fraction_corrected``, ``sigma_corrected``.
+    Fractions are between 0 and 1.
     """
     path = Path(path)
-    frame = result.table()
+    frame = section_table(result) if isinstance(result, dict) else result.table()
     with atomic_output(path, inputs=inputs) as temp:
         frame.to_csv(temp, index=False, float_format="%.10g", lineterminator="\n")
     return path
