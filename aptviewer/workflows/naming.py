@@ -1,5 +1,5 @@
 """Output names, in one place: ``<stem>_summary.json``, ``<stem>_overview.png``,
-``<stem>_corrected.h5``, ``<stem>_corrected.epos``.
+``<stem>_corrected.h5``, ``<stem>_corrected.epos``, ``<stem>_composition.csv``.
 
 When inputs of different formats in one run share a stem and an output folder
 (``Si.epos`` and ``Si.pos``, as IVAS / AP Suite exports arrive), each of their output
@@ -19,7 +19,7 @@ CORRECTED_SUFFIX = "_corrected"
 
 #: Output kind -> name ending.
 OUTPUT_ENDINGS = {"h5": f"{CORRECTED_SUFFIX}.h5", "epos": f"{CORRECTED_SUFFIX}.epos", "json": "_summary.json",
-                  "png": "_overview.png"}
+                  "png": "_overview.png", "composition_csv": "_composition.csv"}
 
 
 @dataclass(frozen=True)
