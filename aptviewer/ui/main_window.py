@@ -52,7 +52,8 @@ from .jobs import (
 from .plots import HistoryPlot, HitMapPlot, SpectrumPlot, set_title
 from .side_panel import SidePanel, format_bytes, format_rows
 from .views import CorrectionView, DriftView, suggest_tof_windows
-from .worker import Task, Worker
+from .tasks import TaskRunner
+from .worker import Task
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ DATA_FILE_FILTER = ("APT data (*.epos *.pos *.h5 *.hdf5 *.hdf);;EPOS (*.epos);;P
                     "All files (*)")
 _FORMAT_WORDS = {"epos": "EPOS file", "pos": "POS file", "pyccapt-raw": "raw HDF5 file",
                  "processed-hdf5": "HDF5 table"}
+#: How a failed task is named in its error dialog.
+_TASK_WHAT = {"stream": "Reading", "drift": "The TOF drift", "correction": "The reflectron correction"}
 PLOT_NAMES = {"mass": "mass spectrum", "tof": "TOF spectrum", "hitmap": "detector hit map",
               "history": "experiment history"}
 
@@ -103,12 +106,12 @@ class MainWindow(QMainWindow):
         self.last_error = ""
         self.error_box: QMessageBox | None = None
         self._file_note = ""
-        self._generation = 0
-        self._current: dict[str, int] = {}       # kind -> generation whose signals count
-        self._kind_of: dict[int, str] = {}
-        self._tasks: list[Task] = []             # referenced until their thread has finished
+        self.tasks = TaskRunner(self)
+        self.tasks.task_ended.connect(self.task_ended)
+        self.tasks.run_ended.connect(self._on_run_ended)
+        self.tasks.unhandled_failure.connect(self._on_unhandled_failure)
+        self.tasks.task_stopped.connect(self._on_task_stopped)
         self._retired_tables: list = []
-        self._status_generation = 0
         self._pending_overview = None
         self._stream_settings = None             # binning of the running or completed stream
         self._last_draw = 0.0
@@ -321,7 +324,7 @@ class MainWindow(QMainWindow):
 
     def _close_current(self) -> None:
         for kind in ("stream", "drift"):
-            self._cancel_kind(kind)
+            self.tasks.cancel(kind)
         if self.table is not None:
             self._retire_table(self.table)
         self.table = self.path = self.frame = self.summary = self.current_overview = None
@@ -335,14 +338,14 @@ class MainWindow(QMainWindow):
 
     def _retire_table(self, table) -> None:
         """Close ``table`` now, or as soon as no running task reads it any more."""
-        if any(task.running and task.table is table for task in self._tasks):
+        if self.tasks.reads(table):
             self._retired_tables.append(table)
         else:
             table.close()
 
     def _close_retired_tables(self) -> None:
         for table in list(self._retired_tables):
-            if not any(task.running and task.table is table for task in self._tasks):
+            if not self.tasks.reads(table):
                 table.close()
                 self._retired_tables.remove(table)
 
@@ -417,117 +420,30 @@ class MainWindow(QMainWindow):
     # Tasks
     # ==================================================================================
 
-    def _start_task(self, kind: str, job, table=None) -> int:
-        self._cancel_kind(kind)
-        self._generation += 1
-        generation = self._generation
-        worker = Worker(job, generation, name=kind)
-        worker.chunk_processed.connect(self._on_task_chunk)
-        worker.finished.connect(self._on_task_finished)
-        worker.failed.connect(self._on_task_failed)
-        worker.cancelled.connect(self._on_task_cancelled)
-        task = Task(worker, kind, table=table)
-        task.stopped.connect(self._on_task_stopped)
-        self._current[kind] = generation
-        self._kind_of[generation] = kind
-        self._tasks.append(task)
-        self._status_generation = generation
-        task.start()
-        self._update_actions()
-        return generation
-
-    def _cancel_kind(self, kind: str) -> None:
-        """Cancel the running task of ``kind`` and stop listening to it."""
-        generation = self._current.pop(kind, None)
-        for task in self._tasks:
-            if task.kind == kind and task.running and (generation is None or task.generation == generation):
-                task.cancel()
-
     def running_tasks(self) -> list[Task]:
-        return [task for task in self._tasks if task.running]
+        return self.tasks.running()
 
     @Slot()
     def cancel_tasks(self) -> None:
         """Cancel every running computation (the Cancel button). The plots keep what they have."""
-        for task in self.running_tasks():
-            task.cancel()
+        self.tasks.cancel_all()
         if self.running_tasks():
             self.stage_label.setText("Cancelling…")
 
-    def _live_kind(self, generation: int) -> str | None:
-        kind = self._kind_of.get(generation)
-        return kind if kind is not None and self._current.get(kind) == generation else None
-
-    @Slot(int, object)
-    def _on_task_chunk(self, generation: int, payload) -> None:
-        kind = self._live_kind(generation)
-        if kind == "stream":
-            self._on_stream_progress(generation, payload)
-        elif kind == "drift":
-            self._show_progress(generation, "TOF drift", *payload, None)
-        elif kind == "correction":
-            self._on_correction_progress(generation, payload)
-
-    @Slot(int, object)
-    def _on_task_finished(self, generation: int, result) -> None:
-        kind = self._live_kind(generation)
-        if kind is None:
-            return
-        del self._current[kind]
-        if kind == "stream":
-            self._on_stream_finished(generation, result)
-        elif kind == "drift":
-            rows = self.table.n_rows if self.table is not None else 0
-            self.drift_view.plot.set_drift(result, rows)
-            if generation == self._status_generation:
-                self._set_status(f"TOF drift: {result['peak_label'].nunique()} peaks", rows, rows, 0.0)
-        elif kind == "correction":
-            self._on_correction_finished(generation, result)
-        self.task_ended.emit(kind, "finished")
-
-    @Slot(int, object)
-    def _on_task_failed(self, generation: int, error) -> None:
-        kind = self._live_kind(generation)
-        if kind is None:
-            return
-        del self._current[kind]
-        if kind == "stream":
-            self._stream_settings = None
-        what = {"stream": "Reading", "drift": "The TOF drift", "correction": "The reflectron correction"}[kind]
-        message = _describe(error, self.path)
-        if kind == "drift" and isinstance(error, ValueError):
-            # Usually missing windows in Low memory mode: say so beside the windows.
-            self.drift_view.hint.setText(message)
-            self.statusBar().showMessage(message, 15_000)
-            self.error_reported.emit(message)
-            self.last_error = message
-        else:
-            self.report_error(f"{what} failed", message)
-        if generation == self._status_generation:
-            self.stage_label.setText("Failed")
-        self.task_ended.emit(kind, "failed")
-
-    @Slot(int)
-    def _on_task_cancelled(self, generation: int) -> None:
-        # Runs superseded by a newer one (or by closing) end silently.
-        kind = self._live_kind(generation)
-        if kind is None:
-            return
-        del self._current[kind]
-        if kind == "stream":
-            self._stream_settings = None  # partial plots: the same binning must stream again
-        if generation == self._status_generation:
-            self.stage_label.setText("Cancelled")
+    @Slot(int, str, str)
+    def _on_run_ended(self, generation: int, kind: str, outcome: str) -> None:
+        if generation == self.tasks.latest() and outcome in ("failed", "cancelled"):
+            self.stage_label.setText(outcome.capitalize())
             self.rate_label.setText("")
-        if kind == "correction":
-            self.statusBar().showMessage("Reflectron correction cancelled; no output was written.", 10_000)
-        self.task_ended.emit(kind, "cancelled")
+        self._update_actions()
+
+    @Slot(str, object)
+    def _on_unhandled_failure(self, kind: str, error) -> None:
+        what = _TASK_WHAT.get(kind, kind)
+        self.report_error(f"{what} failed", _describe(error, self.path))
 
     @Slot()
     def _on_task_stopped(self) -> None:
-        self._tasks = [task for task in self._tasks if task.running]
-        live = {task.generation for task in self._tasks}
-        self._kind_of = {g: k for g, k in self._kind_of.items() if g in live or self._current.get(k) == g}
         self._close_retired_tables()
         self._update_actions()
 
@@ -543,14 +459,6 @@ class MainWindow(QMainWindow):
         self.rows_label.setText(f"{format_rows(done)} / {format_rows(total)} rows" if total else "")
         rate = done / elapsed / 1e6 if elapsed > 0 and done else 0.0
         self.rate_label.setText(f"{rate:.1f} M rows/s" if rate else "")
-
-    def _show_progress(self, generation, stage, done, total, elapsed) -> None:
-        if generation != self._status_generation:
-            return
-        if elapsed is None:
-            task = next((t for t in self._tasks if t.generation == generation), None)
-            elapsed = time.perf_counter() - task.started_at if task is not None else 0.0
-        self._set_status(stage, done, total, elapsed)
 
     @Slot(str)
     def _show_readout(self, text: str) -> None:
@@ -582,7 +490,10 @@ class MainWindow(QMainWindow):
         self._stream_settings = settings
         self._pending_overview = None
         self._redraw_timer.stop()
-        self._start_task("stream", job, table=self.table)
+        self.tasks.start("stream", job, table=self.table, on_progress=self._on_stream_progress,
+                         on_finished=self._on_stream_finished, on_failed=self._on_stream_failed,
+                         on_cancelled=self._on_stream_cancelled)
+        self._update_actions()
         self._set_status("Loading into memory…" if materialise and frame is None else "Streaming", 0,
                          self.table.n_rows, 0.0, busy=materialise and frame is None)
 
@@ -605,18 +516,25 @@ class MainWindow(QMainWindow):
             return
         if on:
             self.frame = None  # give the memory back; everything streams from disk again
-            if "stream" not in self._current and self._stream_is_current():
+            if not self.tasks.is_live("stream") and self._stream_is_current():
                 return  # the plots are complete: streaming them again would draw the same
         self._start_stream()
+
+    def _on_stream_failed(self, error) -> None:
+        self._stream_settings = None
+        self._on_unhandled_failure("stream", error)
+
+    def _on_stream_cancelled(self) -> None:
+        self._stream_settings = None  # partial plots: the same binning must stream again
 
     def _on_log_y_changed(self, on: bool) -> None:
         for name in ("mass", "tof"):
             self.plots[name].set_log_y(on)
 
-    def _on_stream_progress(self, generation: int, progress: StreamProgress) -> None:
+    def _on_stream_progress(self, progress: StreamProgress) -> None:
         stages = {"loading": "Loading into memory…", "streaming": "Streaming", "streamed": "Plots complete",
                   "summary": "Summary statistics"}
-        if generation == self._status_generation:
+        if self.tasks.calling_latest():
             self._set_status(stages.get(progress.stage, progress.stage), progress.rows_done, progress.rows_total,
                              progress.elapsed_s, busy=progress.stage == "loading")
         if progress.overview is not None:
@@ -624,7 +542,7 @@ class MainWindow(QMainWindow):
         if progress.stage == "summary" and self.summary is None:
             self.side_panel.summary.show_pending("Computing the summary statistics…")
 
-    def _on_stream_finished(self, generation: int, result: StreamResult) -> None:
+    def _on_stream_finished(self, result: StreamResult) -> None:
         if result.frame is not None and not self.low_memory:
             self.frame = result.frame
         if result.summary is not None:
@@ -632,7 +550,7 @@ class MainWindow(QMainWindow):
             self.side_panel.summary.show_summary(result.summary, self.table.columns if self.table else [])
         elif result.summary_error:
             self.side_panel.summary.show_pending(f"No summary: {result.summary_error}")
-        if generation == self._status_generation:
+        if self.tasks.calling_latest():
             rows = result.overview.rows_processed
             self._set_status(f"Done in {result.elapsed_s:.2f} s", rows, result.overview.n_rows, result.elapsed_s)
 
@@ -740,8 +658,34 @@ class MainWindow(QMainWindow):
             return
         source = self.frame if (self.frame is not None and not self.low_memory) else self.table
         chunk_size = self.side_panel.plot_settings.settings().chunk_size
-        self._start_task("drift", make_drift_job(source, windows, segments, chunk_size), table=self.table)
+        self.tasks.start("drift", make_drift_job(source, windows, segments, chunk_size), table=self.table,
+                         on_progress=self._on_drift_progress, on_finished=self._on_drift_finished,
+                         on_failed=self._on_drift_failed)
+        self._update_actions()
         self._set_status("TOF drift", 0, self.table.n_rows, 0.0)
+
+    def _on_drift_progress(self, progress) -> None:
+        if self.tasks.calling_latest():
+            done, total = progress
+            started = self.tasks.started_at(self.tasks.latest())
+            self._set_status("TOF drift", done, total, time.perf_counter() - started if started else 0.0)
+
+    def _on_drift_finished(self, drift) -> None:
+        rows = self.table.n_rows if self.table is not None else 0
+        self.drift_view.plot.set_drift(drift, rows)
+        if self.tasks.calling_latest():
+            self._set_status(f"TOF drift: {drift['peak_label'].nunique()} peaks", rows, rows, 0.0)
+
+    def _on_drift_failed(self, error) -> None:
+        if not isinstance(error, ValueError):
+            self._on_unhandled_failure("drift", error)
+            return
+        # Usually missing windows in Low memory mode: say so beside the windows.
+        message = _describe(error, self.path)
+        self.drift_view.hint.setText(message)
+        self.statusBar().showMessage(message, 15_000)
+        self.last_error = message
+        self.error_reported.emit(message)
 
     # ==================================================================================
     # Reflectron correction
@@ -760,22 +704,29 @@ class MainWindow(QMainWindow):
         if parameters.preset:
             prefs.remember_correction_preset(parameters.preset, self.settings)
         self.correction_view.open_button.setEnabled(False)
-        generation = self._start_task("correction", make_correction_job(parameters, hit_map_bins=bins))
+        generation = self.tasks.start("correction", make_correction_job(parameters, hit_map_bins=bins),
+                                      on_progress=self._on_correction_progress,
+                                      on_finished=self._on_correction_finished,
+                                      on_cancelled=self._on_correction_cancelled)
+        self._update_actions()
         self._set_status("Reflectron correction", 0, 0, 0.0)
         return generation
 
-    def _on_correction_progress(self, generation: int, progress: CorrectionProgress) -> None:
+    def _on_correction_progress(self, progress: CorrectionProgress) -> None:
         stages = {"correcting": "Correcting", "writing-epos": "Writing corrected EPOS…",
                   "hit-maps": "Hit maps before/after…"}
-        if generation == self._status_generation:
+        if self.tasks.calling_latest():
             self._set_status(stages.get(progress.stage, progress.stage), progress.rows_done, progress.rows_total,
                              progress.elapsed_s, busy=progress.stage != "correcting")
 
-    def _on_correction_finished(self, generation: int, result: CorrectionResult) -> None:
+    def _on_correction_cancelled(self) -> None:
+        self.statusBar().showMessage("Reflectron correction cancelled; no output was written.", 10_000)
+
+    def _on_correction_finished(self, result: CorrectionResult) -> None:
         self.correction_view.show_result(result)
         self.tabs.setTabEnabled(2, True)
         self.tabs.setCurrentWidget(self.correction_view)
-        if generation == self._status_generation:
+        if self.tasks.calling_latest():
             self._set_status(f"Corrected in {result.elapsed_s:.1f} s", result.rows, result.rows, result.elapsed_s)
 
     # ==================================================================================
@@ -846,12 +797,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         """Stop every worker and wait for it, then release the file handles."""
-        self._current.clear()
-        for task in self._tasks:
-            task.cancel()
-        for task in list(self._tasks):
-            if not task.wait(60_000):
-                logger.warning("a %s worker did not stop within 60 s", task.kind)
+        self.tasks.forget_all()
+        self.tasks.wait_all(60_000)
         if self.table is not None:
             self.table.close()
         for table in self._retired_tables:

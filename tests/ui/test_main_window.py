@@ -141,9 +141,9 @@ def test_low_memory_off_materialises_once_and_draws_the_same(qtbot, window, demo
     assert window.low_memory is False  # 2 MB: below the threshold, so loaded into memory
     assert window.frame is not None and len(window.frame) == 50_000
     # Low memory on: the frame is released; the complete plots need no second pass.
-    generation = window._generation
+    generation = window.tasks.latest()
     window.side_panel.plot_settings.low_memory.setChecked(True)
-    assert window.frame is None and window._generation == generation
+    assert window.frame is None and window.tasks.latest() == generation
     # A new binning now streams from the file and draws the same counts as the frame did.
     with qtbot.waitSignal(window.task_ended, check_params_cb=ended("stream", "finished"), timeout=STREAM_TIMEOUT):
         window.side_panel.plot_settings.tof_bin.setValue(2.0)
@@ -212,14 +212,14 @@ def test_bin_width_change_restarts_the_stream_with_the_new_bins(qtbot, window, d
     panel.set_chunk_size(4096)
     window.open_path(demo_epos)
     qtbot.waitUntil(held_stream.reached.is_set, timeout=10_000)
-    first_generation = window._current["stream"]
+    first_generation = window.tasks.current("stream")
     drawn_bins = []
     window.overview_drawn.connect(lambda c: drawn_bins.append(len(window.plots["mass"].counts)))
     SlowAccumulator.gate = None  # the new stream runs freely
     with qtbot.waitSignal(window.task_ended, check_params_cb=ended("stream", "finished"), timeout=STREAM_TIMEOUT):
         panel.mc_bin.setValue(0.25)
         panel.flush()
-        assert window._current["stream"] != first_generation
+        assert window.tasks.current("stream") != first_generation
         held_stream.release()  # the old stream wakes up cancelled; its late signals are ignored
     qtbot.waitUntil(lambda: not window.running_tasks(), timeout=10_000)
     assert drawn_bins and set(drawn_bins) == {400}
@@ -230,11 +230,11 @@ def test_bin_width_change_restarts_the_stream_with_the_new_bins(qtbot, window, d
 def test_an_invalid_range_does_not_restart(qtbot, window, demo_epos):
     open_and_wait(qtbot, window, demo_epos)
     panel = window.side_panel.plot_settings
-    generation = window._generation
+    generation = window.tasks.latest()
     panel.mc_min.setValue(150.0)
     panel.flush()
     assert "must end above" in panel.message.text()
-    assert window._generation == generation
+    assert window.tasks.latest() == generation
 
 
 def test_opening_another_file_cancels_the_stream_and_shows_the_new_file(qtbot, window, tmp_path, demo_epos,
