@@ -324,6 +324,8 @@ class _Batch:
         rows = self.correct(item, todo) if "h5" in todo or "epos" in todo else None
         if "json" in todo or "png" in todo:
             self.report(item, todo)
+        if getattr(args, "multihit", False) and "json" in todo:
+            self.multihit(item, todo)
         done = f"{rows:,} rows corrected; " if rows is not None else ""
         return Outcome(item.path, "done", f"{done}wrote {listed}")
 
@@ -351,6 +353,19 @@ class _Batch:
             report = write_file_report(item.path, todo.get("json"), todo.get("png"), chunk_size=self.chunk_size,
                                        progress_callback=progress, cancel=self.cancel)
         self.console.say("\n".join(format_report(report)))
+
+    def multihit(self, item: InputFile, todo: dict[str, Path]) -> None:
+        """``--multihit``: the summary's ``multihit`` section, the correlation CSV (and PNG)."""
+        from .workflows.multihit import MultihitParameters, multihit_output_paths, write_multihit_outputs
+
+        extra = multihit_output_paths(todo["json"])
+        with self.console.progress(f"{item.path.name} (multi-hit)") as progress:
+            section = write_multihit_outputs(item.path, todo["json"], extra["csv"], extra["png"] if "png" in todo
+                                             else None, parameters=MultihitParameters(chunk_size=self.chunk_size),
+                                             progress_callback=progress, cancel=self.cancel)
+        share = section["fraction_in_multiples"]
+        self.console.say(f"{item.path}: {section['events']:,} events, "
+                         f"{'no ions' if share is None else f'{100 * share:.1f} % of the ions'} in multiples")
 
 
 def _list_instruments(console: _Console) -> None:

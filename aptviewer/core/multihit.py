@@ -59,7 +59,7 @@ import pandas as pd
 
 from .accumulate import Histogram1D, Histogram2D, iter_table_chunks
 from .errors import DataFormatError
-from .lazy import DEFAULT_CHUNK_SIZE, LazyTable
+from .lazy import DEFAULT_CHUNK_SIZE, LazyTable, _check_chunk_size
 from .progress import raise_if_cancelled, report_progress
 from .roles import find_role
 
@@ -70,10 +70,14 @@ CONVENTIONS = ("ipp", "multi", "start_counter")
 START_COUNTER_COLUMNS = ("start_counter", "dld/start_counter", "tdc/start_counter")
 #: Larger events are treated as malformed (this also bounds the rows carried between chunks).
 DEFAULT_MAX_MULTIPLICITY = 1000
-#: Pairs generated and binned at a time: bounds the memory of the pair generation.
-PAIR_BLOCK = 1 << 18
+#: Pairs collected before they are binned (two arrays of masses): bounds the pairs' memory.
+PAIR_BLOCK = 1 << 19
+# Pairs gathered at a time from events of three or more ions (before they go to the buffer).
+_PAIR_GATHER = 1 << 16
+# Rows grouped into events at a time: the temporaries stay in the CPU cache and small.
+_GROUP_BLOCK = 1 << 16
 #: Rows examined by :func:`detect_grouping`.
-DETECTION_ROWS = 1 << 20
+DETECTION_ROWS = 1 << 16
 
 
 class MultihitWarning(UserWarning):
@@ -234,7 +238,7 @@ def _as_multiplicities(values: np.ndarray, where: str, column: str) -> np.ndarra
     """Integer multiplicities as int64; floats must be whole numbers, NaN is refused."""
     values = np.asarray(values)
     if values.dtype.kind in "iu":
-        return values.astype(np.int64, copy=False)
+        return values
     if values.dtype.kind == "b":
         return values.astype(np.int64)
     if values.dtype.kind != "f":
@@ -513,7 +517,10 @@ class CorrelationHistogram:
 
     def add_pairs(self, a: np.ndarray, b: np.ndarray) -> None:
         """Count pairs ``(a[i], b[i])`` of one event each, in either order (ordered here)."""
-        low, high = np.minimum(a, b), np.maximum(a, b)
+        self.add_ordered_pairs(np.minimum(a, b), np.maximum(a, b))
+
+    def add_ordered_pairs(self, low: np.ndarray, high: np.ndarray) -> None:
+        """Count pairs already ordered, ``low[i] <= high[i]`` (NaN pairs are not counted in a bin)."""
         self._hist.update(low, high)
         self._pairs += low.size
 
@@ -525,6 +532,37 @@ class CorrelationHistogram:
         """``(counts, edges)`` copies; ``mirrored`` gives :func:`mirror_counts` of them."""
         counts = self._hist.counts
         return (mirror_counts(counts) if mirrored else counts), self.edges
+
+
+class _PairBuffer:
+    """Ordered pairs collected into two reused arrays and binned ``PAIR_BLOCK`` at a time.
+
+    Binning many pairs per call keeps the 2-D histogram's per-call cost (counting into all
+    of its bins) small; the arrays bound the memory whatever the events.
+    """
+
+    def __init__(self, histogram: CorrelationHistogram, dtype):
+        self.histogram = histogram
+        self.low = np.empty(PAIR_BLOCK, dtype=dtype)
+        self.high = np.empty(PAIR_BLOCK, dtype=dtype)
+        self.n = 0
+
+    def add(self, a: np.ndarray, b: np.ndarray) -> None:
+        done, total = 0, a.size
+        while done < total:
+            if self.n == self.low.size:
+                self.flush()
+            take = min(self.low.size - self.n, total - done)
+            part_a, part_b = a[done:done + take], b[done:done + take]
+            np.minimum(part_a, part_b, out=self.low[self.n:self.n + take])
+            np.maximum(part_a, part_b, out=self.high[self.n:self.n + take])
+            self.n += take
+            done += take
+
+    def flush(self) -> None:
+        if self.n:
+            self.histogram.add_ordered_pairs(self.low[:self.n], self.high[:self.n])
+            self.n = 0
 
 
 def mirror_counts(counts: np.ndarray) -> np.ndarray:
@@ -614,7 +652,9 @@ class MultihitAccumulator:
         self._events = np.zeros(2, dtype=np.int64)
         self._rows = 0
         self._finished = False
-        self._carry: dict[str, np.ndarray] | None = None
+        # Rows read but not yet grouped: the open event, then the newest chunk.
+        self._buffers: dict[str, np.ndarray] = {}
+        self._filled = 0
         self.mass_range = (float(mass_range[0]), float(mass_range[1]))
         self.bin_width = float(bin_width)
         n_bins = bin_count(self.mass_range, self.bin_width)
@@ -627,6 +667,7 @@ class MultihitAccumulator:
         self.correlation = (CorrelationHistogram(self.mass_range, self.bin_width,
                                                  multiplicity=correlation_multiplicity, dtype=mass_dtype)
                             if correlation else None)
+        self._pairs = _PairBuffer(self.correlation, mass_dtype) if correlation else None
 
     @property
     def needed_columns(self) -> list[str]:
@@ -646,91 +687,113 @@ class MultihitAccumulator:
 
     def update(self, chunk: Mapping[str, np.ndarray]) -> None:
         """Add the next rows of the table (``{column: ndarray}``, every needed column)."""
-        self._feed(chunk, final=False)
+        names = self.needed_columns
+        n = len(chunk[names[0]])
+        for name, view in zip(names, self._reserve(n, {name: np.asarray(chunk[name]).dtype for name in names})):
+            view[...] = chunk[name]
+        self._process(final=False)
+
+    def update_from_table(self, table: LazyTable, lo: int, hi: int) -> None:
+        """Add rows ``lo:hi`` of ``table``, read straight into the accumulator's buffers."""
+        names = self.needed_columns
+        views = self._reserve(hi - lo, {name: table[name].dtype for name in names})
+        table.read_rows(names, lo, hi, out=dict(zip(names, views)))
+        self._process(final=False)
 
     def finish(self) -> None:
         """Close the event left open at the end of the table (call once, after the last chunk)."""
         if not self._finished:
-            empty = {name: np.empty(0, dtype=(self._carry[name].dtype if self._carry else np.int64))
-                     for name in self.needed_columns}
-            self._feed(empty, final=True)
+            self._process(final=True)
             self._finished = True
 
-    def _feed(self, chunk, final: bool) -> None:
+    def _reserve(self, n: int, dtypes) -> list[np.ndarray]:
+        """Views of ``n`` free rows after the carried ones, one per needed column."""
         if self._finished:
             raise RuntimeError("the multi-hit pass was finished; start a new accumulator")
         names = self.needed_columns
-        n_new = len(chunk[names[0]])
-        carried = 0 if self._carry is None else len(self._carry[names[0]])
-        if carried:
-            buffer = {name: np.concatenate((self._carry[name], np.asarray(chunk[name]))) for name in names}
-        else:
-            buffer = {name: np.asarray(chunk[name]) for name in names}
-        offset = self._rows - carried
-        values = _as_multiplicities(buffer[self.grouping.column], self.source, self.grouping.column)
-        starts, sizes = self._grouper.feed(values, offset, final)
-        keep = self._grouper.carry
-        self._carry = {name: buffer[name][len(values) - keep:].copy() for name in names} if keep else None
-        self._rows += n_new
-        if sizes.size:
-            self._count(starts, sizes, buffer)
+        need = self._filled + n
+        for name in names:
+            buffer = self._buffers.get(name)
+            dtype = np.dtype(dtypes[name])
+            if buffer is None or buffer.size < need or np.result_type(dtype, buffer.dtype) != buffer.dtype:
+                grown = np.empty(max(need, 2 * self._filled), dtype=np.result_type(dtype, buffer.dtype)
+                                 if buffer is not None else dtype)
+                if buffer is not None:
+                    grown[:self._filled] = buffer[:self._filled]
+                self._buffers[name] = grown
+        views = [self._buffers[name][self._filled:need] for name in names]
+        self._filled = need
+        self._rows += n
+        return views
 
-    def _count(self, starts: np.ndarray, sizes: np.ndarray, buffer) -> None:
+    def _process(self, final: bool) -> None:
+        """Group the buffered rows into events, a cache-sized block at a time; keep the open event."""
+        filled = self._filled
+        if filled == 0:
+            return
+        values = self._buffers[self.grouping.column][:filled]
+        masses = self._buffers[self.mass_column][:filled] if self.mass_column is not None else None
+        offset = self._rows - filled  # table row of the first buffered row
+        block = max(_GROUP_BLOCK, 2 * self._grouper.max_k)  # > the carry: every block moves on
+        pos = 0
+        while True:
+            end = min(pos + block, filled)
+            last = end == filled
+            chunk = _as_multiplicities(values[pos:end], self.source, self.grouping.column)
+            starts, sizes = self._grouper.feed(chunk, offset + pos, final=final and last)
+            if sizes.size:
+                self._count(starts, sizes, masses[pos:end] if masses is not None else None)
+            if last:
+                break
+            pos = end - self._grouper.carry  # the open event is grouped again with the next block
+        keep = self._grouper.carry
+        for buffer in self._buffers.values():
+            buffer[:keep] = buffer[filled - keep:filled]
+        self._filled = keep
+        if final and self._pairs is not None:
+            self._pairs.flush()
+
+    def _count(self, starts: np.ndarray, sizes: np.ndarray, masses) -> None:
         per_k = np.bincount(sizes)
         if per_k.size > self._events.size:
             grown = np.zeros(per_k.size, dtype=np.int64)
             grown[:self._events.size] = self._events
             self._events = grown
         self._events[:per_k.size] += per_k
-        if self.mass_column is None:
+        if masses is None:
             return
-        masses = buffer[self.mass_column]
         present = np.flatnonzero(per_k)
-        if self._spectra:
-            self._add_spectra(starts, sizes, masses, present)
-        if self.correlation is not None:
-            for k in present:
-                if self.correlation.selects(int(k)):
-                    self._add_pairs(starts[sizes == k], int(k), masses)
-
-    def _add_spectra(self, starts, sizes, masses, present) -> None:
-        end = int(starts[-1] + sizes[-1])
-        n_ions = int(sizes.sum())
-        if n_ions == end - int(starts[0]):
-            ions = masses[int(starts[0]):end]  # the events follow each other: no gather needed
-        else:
-            # Row of every ion of every event (events in order, ions in order within each).
-            shift = np.repeat(starts - (np.cumsum(sizes) - sizes), sizes)
-            ions = masses[np.arange(n_ions) + shift]
-        ion_k = None
-        for name, bounds in self._filters.items():
-            chosen = [int(k) for k in present if _selects(bounds, int(k))]
-            if not chosen:
-                continue
-            if len(chosen) == present.size:
-                self._spectra[name].update(ions)  # every event of this chunk passes the filter
-                continue
-            if ion_k is None:
-                ion_k = np.repeat(sizes, sizes)
-            low, high = bounds
-            keep = ion_k >= low if high is None else (ion_k >= low) & (ion_k <= high)
-            self._spectra[name].update(ions[keep])
+        for k in (int(k) for k in present):
+            starts_k = starts if present.size == 1 else starts[sizes == k]
+            spectra = [hist for name, hist in self._spectra.items() if _selects(self._filters[name], k)]
+            if spectra:
+                # The masses of every ion of these events (a gather, no per-ion multiplicity array).
+                ions = masses[starts_k] if k == 1 else masses[starts_k[:, None] + np.arange(k)].ravel()
+                for hist in spectra:
+                    hist.update(ions)
+            if self._pairs is not None and self.correlation.selects(k):
+                self._add_pairs(starts_k, k, masses)
 
     def _add_pairs(self, starts: np.ndarray, k: int, masses: np.ndarray) -> None:
-        """Every pair of the ``k``-ion events starting at ``starts``, a bounded block at a time."""
-        pairs_per_event = k * (k - 1) // 2
-        block = max(1, PAIR_BLOCK // pairs_per_event)
+        """Every pair of the ``k``-ion events starting at ``starts``, a bounded block of events at a time."""
+        if k == 2:
+            self._pairs.add(masses[starts], masses[starts + 1])
+            return
+        first, second = np.triu_indices(k, 1)
+        block = max(1, _PAIR_GATHER // first.size)
         offsets = np.arange(k)
         for lo in range(0, starts.size, block):
             events = masses[starts[lo:lo + block, None] + offsets]  # (events, k)
-            if k == 2:
-                self.correlation.add_pairs(events[:, 0], events[:, 1])
-                continue
-            first, second = np.triu_indices(k, 1)
-            self.correlation.add_pairs(events[:, first].ravel(), events[:, second].ravel())
+            self._pairs.add(events[:, first].ravel(), events[:, second].ravel())
 
     def snapshot(self) -> MultihitSnapshot:
-        """A copy of everything so far, safe to hand to another thread."""
+        """A copy of everything so far, safe to hand to another thread.
+
+        Call it from the thread that feeds the accumulator: pairs waiting in the pair buffer
+        (binned a large block at a time) are binned first.
+        """
+        if self._pairs is not None:
+            self._pairs.flush()
         snap = MultihitSnapshot(rows_total=self.n_rows, rows_processed=self._rows, source=self.source,
                                 grouping=self.grouping, mass_column=self.mass_column, stats=self._stats(),
                                 spectra={name: hist.snapshot() for name, hist in self._spectra.items()},
@@ -786,9 +849,11 @@ def stream_multihit(source, accumulator: MultihitAccumulator | None = None, *, c
         from ``progress_callback``); otherwise one is made from ``options``.
     chunk_size : int
         Rows read at a time; memory is one chunk plus the histograms.
-    on_malformed : ``'warn'`` or ``'raise'``
+    on_malformed : ``'warn'``, ``'raise'`` or ``'report'``
         Events that fit no convention are left out and reported with a
-        :class:`MultihitWarning`, or raise :class:`DataFormatError` at the end of the pass.
+        :class:`MultihitWarning`, or raise :class:`DataFormatError` at the end of the pass;
+        ``'report'`` only counts them in the snapshot's statistics (for a caller that shows
+        them itself, such as a worker thread, which must not issue warnings).
     progress_callback : callable, optional
         ``progress_callback(rows_done, rows_total)`` after every chunk.
     cancel : callable or threading.Event, optional
@@ -800,18 +865,25 @@ def stream_multihit(source, accumulator: MultihitAccumulator | None = None, *, c
     -------
     MultihitSnapshot
     """
-    if on_malformed not in ("warn", "raise"):
-        raise ValueError(f"on_malformed must be 'warn' or 'raise'; got {on_malformed!r}")
+    if on_malformed not in ("warn", "raise", "report"):
+        raise ValueError(f"on_malformed must be 'warn', 'raise' or 'report'; got {on_malformed!r}")
     if accumulator is None:
         accumulator = multihit_accumulator_for(source, **options)
     elif options:
         raise TypeError(f"pass options to multihit_accumulator_for, not with an accumulator: {sorted(options)}")
     what = accumulator.source
     needed = accumulator.needed_columns
-    for chunk in iter_table_chunks(source, needed, chunk_size):
-        raise_if_cancelled(cancel, what)
-        accumulator.update(chunk)
-        report_progress(progress_callback, accumulator.rows_processed, accumulator.n_rows)
+    if isinstance(source, LazyTable):
+        chunk_size = _check_chunk_size(chunk_size)
+        for lo in range(0, accumulator.n_rows, chunk_size):
+            raise_if_cancelled(cancel, what)
+            accumulator.update_from_table(source, lo, min(lo + chunk_size, accumulator.n_rows))
+            report_progress(progress_callback, accumulator.rows_processed, accumulator.n_rows)
+    else:
+        for chunk in iter_table_chunks(source, needed, chunk_size):
+            raise_if_cancelled(cancel, what)
+            accumulator.update(chunk)
+            report_progress(progress_callback, accumulator.rows_processed, accumulator.n_rows)
     raise_if_cancelled(cancel, what)
     accumulator.finish()
     snapshot = accumulator.snapshot()
@@ -825,7 +897,8 @@ def stream_multihit(source, accumulator: MultihitAccumulator | None = None, *, c
         if on_malformed == "raise":
             raise DataFormatError(what, message.split(": ", 1)[1])
         logger.info(message)
-        warnings.warn(message, MultihitWarning, stacklevel=2)
+        if on_malformed == "warn":
+            warnings.warn(message, MultihitWarning, stacklevel=2)
     return snapshot
 
 

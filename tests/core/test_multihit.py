@@ -148,8 +148,15 @@ def run(values, masses, convention, chunk, **options):
     return result, caught
 
 
-def check_against_reference(values, masses, convention, chunk, **options):
-    result, caught = run(values, masses, convention, chunk, **options)
+def check_against_reference(values, masses, convention, chunk, group_block=None, **options):
+    import aptviewer.core.multihit as multihit
+
+    saved = multihit._GROUP_BLOCK
+    multihit._GROUP_BLOCK = group_block or saved  # rows grouped at a time inside a chunk
+    try:
+        result, caught = run(values, masses, convention, chunk, **options)
+    finally:
+        multihit._GROUP_BLOCK = saved
     per_k, (bad_events, bad_ions, first), spectra, counts, edges, n_pairs = reference_analysis(
         values, masses, convention, **options)
     events = result.stats.events
@@ -175,19 +182,23 @@ def check_against_reference(values, masses, convention, chunk, **options):
 conventions = st.sampled_from(["ipp", "multi", "start_counter"])
 
 
+group_blocks = st.sampled_from([None, 1, 2, 3, 7])
+
+
 @settings(max_examples=200, deadline=None)
-@given(data=st.data(), convention=conventions, chunk=st.integers(1, 30))
-def test_well_formed_events_equal_brute_force_for_every_chunk_size(data, convention, chunk):
+@given(data=st.data(), convention=conventions, chunk=st.integers(1, 30), group_block=group_blocks)
+def test_well_formed_events_equal_brute_force_for_every_chunk_size(data, convention, chunk, group_block):
     values, masses = data.draw(events_table(convention))
-    result = check_against_reference(values, masses, convention, chunk)
+    result = check_against_reference(values, masses, convention, chunk, group_block, max_multiplicity=5,
+                                     bin_width=0.5)
     assert result.stats.malformed_events == 0
 
 
 @settings(max_examples=200, deadline=None)
-@given(data=st.data(), convention=conventions, chunk=st.integers(1, 30))
-def test_malformed_columns_equal_brute_force_for_every_chunk_size(data, convention, chunk):
+@given(data=st.data(), convention=conventions, chunk=st.integers(1, 30), group_block=group_blocks)
+def test_malformed_columns_equal_brute_force_for_every_chunk_size(data, convention, chunk, group_block):
     values, masses = data.draw(events_table(convention, malformed=True))
-    check_against_reference(values, masses, convention, chunk, max_multiplicity=4)
+    check_against_reference(values, masses, convention, chunk, group_block, max_multiplicity=4, bin_width=0.5)
 
 
 @settings(max_examples=100, deadline=None)
@@ -250,19 +261,21 @@ def test_big_events_are_paired_in_bounded_blocks(monkeypatch):
     import aptviewer.core.multihit as multihit
 
     monkeypatch.setattr(multihit, "PAIR_BLOCK", 7)
+    monkeypatch.setattr(multihit, "_PAIR_GATHER", 100)
     values = encode([40, 2, 40, 1], "multi")
     masses = np.random.default_rng(3).uniform(0, 100, values.size).astype(np.float32)
     seen = []
-    original = CorrelationHistogram.add_pairs
+    original = CorrelationHistogram.add_ordered_pairs
 
-    def spy(self, a, b):
-        seen.append(a.size)
-        original(self, a, b)
+    def spy(self, low, high):
+        assert np.all(low <= high)
+        seen.append(low.size)
+        original(self, low, high)
 
-    monkeypatch.setattr(CorrelationHistogram, "add_pairs", spy)
+    monkeypatch.setattr(CorrelationHistogram, "add_ordered_pairs", spy)
     result = check_against_reference(values, masses, "multi", chunk=13)
-    assert result.correlation_pairs == 2 * 780 + 1
-    assert max(seen) <= 780  # one 40-ion event (780 pairs) at most per block, never the whole chunk
+    assert result.correlation_pairs == 2 * 780 + 1 == sum(seen)
+    assert max(seen) <= 7  # binned a few pairs at a time, never a whole event's 780 at once
 
 
 # ---------------------------------------------------------------------------------------
