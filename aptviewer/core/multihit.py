@@ -49,17 +49,21 @@ The open event at the end of a chunk is carried into the next one (at most
 
 from __future__ import annotations
 
+import copy
+import functools
 import logging
+import threading
 import warnings
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from .accumulate import Histogram1D, Histogram2D, iter_table_chunks
+from .accumulate import Histogram1D, Histogram2D, _values_in
 from .errors import DataFormatError
-from .lazy import DEFAULT_CHUNK_SIZE, LazyTable, _check_chunk_size
+from .lazy import DEFAULT_CHUNK_SIZE, PARALLEL_THREADS, LazyTable, _check_chunk_size
 from .progress import raise_if_cancelled, report_progress
 from .roles import find_role
 
@@ -71,9 +75,11 @@ START_COUNTER_COLUMNS = ("start_counter", "dld/start_counter", "tdc/start_counte
 #: Larger events are treated as malformed (this also bounds the rows carried between chunks).
 DEFAULT_MAX_MULTIPLICITY = 1000
 #: Pairs collected before they are binned (two arrays of masses): bounds the pairs' memory.
-PAIR_BLOCK = 1 << 19
+PAIR_BLOCK = 1 << 18
 # Pairs gathered at a time from events of three or more ions (before they go to the buffer).
 _PAIR_GATHER = 1 << 16
+# Rows read at a time by each thread of a parallel pass.
+_PARALLEL_CHUNK = 1 << 18
 # Rows grouped into events at a time: the temporaries stay in the CPU cache and small.
 _GROUP_BLOCK = 1 << 16
 #: Rows examined by :func:`detect_grouping`.
@@ -461,6 +467,30 @@ def bin_count(value_range, bin_width) -> int:
     return max(1, int(round((high - low) / width)))
 
 
+class _PairHistogram(Histogram2D):
+    """A :class:`Histogram2D` with the same edges on both axes, that also counts pairs given as bins.
+
+    Bins grow with the value on both axes, so the bins of a pair ordered by mass are the
+    pair of the ions' bins ordered by index: each ion is binned once, by the same rule as
+    :meth:`Histogram2D.update` (``np.histogram2d``'s), however many pairs it is part of.
+    """
+
+    def ion_bins(self, values: np.ndarray) -> np.ndarray:
+        """The bin of every value (intp), or -1 outside the edges (NaN too)."""
+        axis = self._x.for_values(values.dtype)
+        values = _values_in(values, axis.work_dtype)
+        if axis.all_in_range(values):
+            return axis.indices(values)
+        bins = np.full(values.size, -1, dtype=np.intp)
+        inside = axis.in_range(values)
+        bins[inside] = axis.indices(values[inside])
+        return bins
+
+    def add_flat(self, flat: np.ndarray, pairs: int) -> None:
+        """Count flat bin indices ``ix * n + iy`` of pairs (``pairs`` offered, in range or not)."""
+        self._add(np.bincount(flat, minlength=self._counts.size), pairs)
+
+
 class CorrelationHistogram:
     """The pair histogram of multi-hit events: ``counts[i, j]`` pairs with ``m1`` in bin i, ``m2`` in j.
 
@@ -490,8 +520,7 @@ class CorrelationHistogram:
         self.bounds = parse_multiplicity(multiplicity)
         if self.bounds[1] is not None and self.bounds[1] < 2:
             raise ValueError(f"multiplicity filter {multiplicity!r}: single ions make no pairs")
-        self._hist = Histogram2D(n, (self.value_range, self.value_range), dtype=dtype)
-        self._pairs = 0
+        self._hist = _PairHistogram(n, (self.value_range, self.value_range), dtype=dtype)
 
     @property
     def n_bins(self) -> int:
@@ -509,8 +538,8 @@ class CorrelationHistogram:
 
     @property
     def pairs_seen(self) -> int:
-        """Pairs offered to :meth:`add_pairs`, in range or not."""
-        return self._pairs
+        """Pairs offered, in range or not."""
+        return self._hist.rows_seen
 
     def selects(self, multiplicity: int) -> bool:
         return multiplicity >= 2 and _selects(self.bounds, multiplicity)
@@ -522,11 +551,17 @@ class CorrelationHistogram:
     def add_ordered_pairs(self, low: np.ndarray, high: np.ndarray) -> None:
         """Count pairs already ordered, ``low[i] <= high[i]`` (NaN pairs are not counted in a bin)."""
         self._hist.update(low, high)
-        self._pairs += low.size
+
+    def ion_bins(self, masses: np.ndarray) -> np.ndarray:
+        """The bin of every mass on either axis (intp), -1 outside the range or NaN."""
+        return self._hist.ion_bins(masses)
+
+    def add_binned_pairs(self, flat: np.ndarray, pairs: int) -> None:
+        """Count pairs as flat bins ``i * n_bins + j`` (``i <= j``), ``pairs`` offered in all."""
+        self._hist.add_flat(flat, pairs)
 
     def reset(self) -> None:
         self._hist.reset()
-        self._pairs = 0
 
     def snapshot(self, mirrored: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """``(counts, edges)`` copies; ``mirrored`` gives :func:`mirror_counts` of them."""
@@ -534,35 +569,58 @@ class CorrelationHistogram:
         return (mirror_counts(counts) if mirrored else counts), self.edges
 
 
-class _PairBuffer:
-    """Ordered pairs collected into two reused arrays and binned ``PAIR_BLOCK`` at a time.
+@functools.lru_cache(maxsize=64)
+def _offsets(k: int) -> np.ndarray:
+    """``arange(k)``: the positions of the ions of a ``k``-ion event (cached, read-only)."""
+    positions = np.arange(k)
+    positions.flags.writeable = False
+    return positions
 
-    Binning many pairs per call keeps the 2-D histogram's per-call cost (counting into all
-    of its bins) small; the arrays bound the memory whatever the events.
+
+@functools.lru_cache(maxsize=64)
+def _pair_positions(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``triu_indices(k, 1)``: the positions of the two ions of every pair in a ``k``-ion event."""
+    first, second = np.triu_indices(k, 1)
+    first.flags.writeable = second.flags.writeable = False
+    return first, second
+
+
+class _PairBuffer:
+    """Pairs of ion bins collected as flat bin indices and counted ``PAIR_BLOCK`` at a time.
+
+    Counting many pairs per call keeps the 2-D histogram's per-call cost (a count of all
+    of its bins) small; the reused array bounds the memory whatever the events.
     """
 
-    def __init__(self, histogram: CorrelationHistogram, dtype):
+    def __init__(self, histogram: CorrelationHistogram):
         self.histogram = histogram
-        self.low = np.empty(PAIR_BLOCK, dtype=dtype)
-        self.high = np.empty(PAIR_BLOCK, dtype=dtype)
+        self.n_bins = histogram.n_bins
+        self.flat = np.empty(PAIR_BLOCK, dtype=np.intp)
         self.n = 0
+        self.offered = 0
 
     def add(self, a: np.ndarray, b: np.ndarray) -> None:
-        done, total = 0, a.size
-        while done < total:
-            if self.n == self.low.size:
+        """Add pairs of ion bins ``(a[i], b[i])`` (-1 for an ion outside the range), in either order."""
+        low, high = np.minimum(a, b), np.maximum(a, b)
+        self.offered += low.size
+        if low.size and low[0 if low.size == 1 else np.argmin(low)] < 0:
+            keep = low >= 0  # a pair with an ion out of range falls outside the histogram
+            low, high = low[keep], high[keep]
+        low *= self.n_bins
+        low += high
+        done = 0
+        while done < low.size:
+            if self.n == self.flat.size:
                 self.flush()
-            take = min(self.low.size - self.n, total - done)
-            part_a, part_b = a[done:done + take], b[done:done + take]
-            np.minimum(part_a, part_b, out=self.low[self.n:self.n + take])
-            np.maximum(part_a, part_b, out=self.high[self.n:self.n + take])
+            take = min(self.flat.size - self.n, low.size - done)
+            self.flat[self.n:self.n + take] = low[done:done + take]
             self.n += take
             done += take
 
     def flush(self) -> None:
-        if self.n:
-            self.histogram.add_ordered_pairs(self.low[:self.n], self.high[:self.n])
-            self.n = 0
+        if self.n or self.offered:
+            self.histogram.add_binned_pairs(self.flat[:self.n], self.offered)
+            self.n = self.offered = 0
 
 
 def mirror_counts(counts: np.ndarray) -> np.ndarray:
@@ -667,7 +725,37 @@ class MultihitAccumulator:
         self.correlation = (CorrelationHistogram(self.mass_range, self.bin_width,
                                                  multiplicity=correlation_multiplicity, dtype=mass_dtype)
                             if correlation else None)
-        self._pairs = _PairBuffer(self.correlation, mass_dtype) if correlation else None
+        self._pairs = _PairBuffer(self.correlation) if correlation else None
+
+    def _fork(self, start_row: int) -> "MultihitAccumulator":
+        """A twin that groups the rows from ``start_row`` (an event boundary) on its own thread.
+
+        It shares this accumulator's histograms (their adds are locked) and has its own
+        grouper, buffers and counts, which :meth:`_absorb` adds back.
+        """
+        twin = copy.copy(self)
+        twin._grouper = _EventGrouper(self.grouping, self._grouper.max_k, self.source)
+        twin._events = np.zeros(2, dtype=np.int64)
+        twin._rows, twin._buffers, twin._filled, twin._finished = int(start_row), {}, 0, False
+        twin._pairs = _PairBuffer(self.correlation) if self._pairs is not None else None
+        return twin
+
+    def _absorb(self, twins: list["MultihitAccumulator"]) -> None:
+        for twin in twins:
+            twin.finish()
+            if twin._pairs is not None:
+                twin._pairs.flush()
+            size = max(self._events.size, twin._events.size)
+            self._events = np.pad(self._events, (0, size - self._events.size)) + \
+                np.pad(twin._events, (0, size - twin._events.size))
+            mine, theirs = self._grouper, twin._grouper
+            mine.malformed_events += theirs.malformed_events
+            mine.malformed_ions += theirs.malformed_ions
+            if theirs.first_malformed_row is not None:
+                mine.first_malformed_row = min(theirs.first_malformed_row, mine.first_malformed_row
+                                               if mine.first_malformed_row is not None else theirs.first_malformed_row)
+        self._rows = max([self._rows] + [twin._rows for twin in twins])
+        self._finished = True
 
     @property
     def needed_columns(self) -> list[str]:
@@ -762,29 +850,40 @@ class MultihitAccumulator:
         self._events[:per_k.size] += per_k
         if masses is None:
             return
-        present = np.flatnonzero(per_k)
-        for k in (int(k) for k in present):
-            starts_k = starts if present.size == 1 else starts[sizes == k]
+        present = [int(k) for k in np.flatnonzero(per_k)]
+        wanted = {}
+        for k in present:
             spectra = [hist for name, hist in self._spectra.items() if _selects(self._filters[name], k)]
+            pairs = self._pairs is not None and self.correlation.selects(k)
+            if spectra or pairs:
+                wanted[k] = (spectra, pairs)
+        if len(wanted) > 1 and 1 in per_k.nonzero()[0] and 1 not in wanted:
+            # Most events are singles: drop them once rather than in every per-k selection.
+            multiple = sizes > 1
+            starts, sizes = starts[multiple], sizes[multiple]
+        for k, (spectra, pairs) in wanted.items():
+            starts_k = starts if len(present) == 1 else starts[sizes == k]
             if spectra:
                 # The masses of every ion of these events (a gather, no per-ion multiplicity array).
-                ions = masses[starts_k] if k == 1 else masses[starts_k[:, None] + np.arange(k)].ravel()
+                ions = masses[starts_k] if k == 1 else masses[starts_k[:, None] + _offsets(k)].ravel()
                 for hist in spectra:
                     hist.update(ions)
-            if self._pairs is not None and self.correlation.selects(k):
+            if pairs:
                 self._add_pairs(starts_k, k, masses)
 
     def _add_pairs(self, starts: np.ndarray, k: int, masses: np.ndarray) -> None:
         """Every pair of the ``k``-ion events starting at ``starts``, a bounded block of events at a time."""
+        bins_of = self.correlation.ion_bins
         if k == 2:
-            self._pairs.add(masses[starts], masses[starts + 1])
+            self._pairs.add(bins_of(masses[starts]), bins_of(masses[starts + 1]))
             return
-        first, second = np.triu_indices(k, 1)
+        first, second = _pair_positions(k)
         block = max(1, _PAIR_GATHER // first.size)
-        offsets = np.arange(k)
+        offsets = _offsets(k)
         for lo in range(0, starts.size, block):
             events = masses[starts[lo:lo + block, None] + offsets]  # (events, k)
-            self._pairs.add(events[:, first].ravel(), events[:, second].ravel())
+            bins = bins_of(events.ravel()).reshape(events.shape)
+            self._pairs.add(bins[:, first].ravel(), bins[:, second].ravel())
 
     def snapshot(self) -> MultihitSnapshot:
         """A copy of everything so far, safe to hand to another thread.
@@ -837,8 +936,38 @@ def multihit_accumulator_for(source, *, mass_column: str | None = None, multipli
                                max_multiplicity=max_multiplicity, source=where, **options)
 
 
+def _segment_bounds(source, accumulator: MultihitAccumulator, parts: int, window: int = 1 << 14) -> list[int]:
+    """Row numbers that cut the table into about ``parts`` pieces at certain event boundaries.
+
+    A row starts an event whatever came before when it holds a non-zero ``ipp``, or a value
+    other than the row before (a new run) in the other conventions, or, for ``multi``, a 1
+    after a 1 (every ion of a run of singles is an event). The first such row within
+    ``window`` rows of each even cut is used; where there is none, that cut is dropped.
+    """
+    n, column, convention = accumulator.n_rows, accumulator.grouping.column, accumulator.grouping.convention
+    bounds = [0]
+    for i in range(1, parts):
+        cut = n * i // parts
+        if cut <= bounds[-1] + 1:
+            continue
+        values = np.asarray((source[column] if isinstance(source, LazyTable) else np.asarray(source[column]))
+                            [cut - 1:min(n, cut + window)])
+        previous, current = values[:-1], values[1:]
+        if convention == "ipp":
+            starts = current != 0
+        elif convention == "multi":
+            starts = (current != previous) | ((current == 1) & (previous == 1))
+        else:
+            starts = current != previous
+        found = np.flatnonzero(starts)
+        if found.size:
+            bounds.append(cut + int(found[0]))
+    return bounds + [n]
+
+
 def stream_multihit(source, accumulator: MultihitAccumulator | None = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                    on_malformed: str = "warn", progress_callback=None, cancel=None, **options) -> MultihitSnapshot:
+                    on_malformed: str = "warn", threads: int | None = PARALLEL_THREADS, progress_callback=None,
+                    cancel=None, **options) -> MultihitSnapshot:
     """The multi-hit analysis of ``source`` in one streamed pass.
 
     Parameters
@@ -854,8 +983,14 @@ def stream_multihit(source, accumulator: MultihitAccumulator | None = None, *, c
         :class:`MultihitWarning`, or raise :class:`DataFormatError` at the end of the pass;
         ``'report'`` only counts them in the snapshot's statistics (for a caller that shows
         them itself, such as a worker thread, which must not issue warnings).
+    threads : int or None
+        Without an ``accumulator``, the table is cut at event boundaries into this many
+        parts grouped on as many threads (into shared histograms; the result is the same).
+        With an accumulator (whose snapshots the caller takes between chunks) or None, one
+        thread streams in order.
     progress_callback : callable, optional
-        ``progress_callback(rows_done, rows_total)`` after every chunk.
+        ``progress_callback(rows_done, rows_total)`` after every chunk (from the threads, one
+        at a time).
     cancel : callable or threading.Event, optional
         Checked before every chunk; raises :class:`~aptviewer.core.errors.OperationCancelled`.
     **options
@@ -867,23 +1002,45 @@ def stream_multihit(source, accumulator: MultihitAccumulator | None = None, *, c
     """
     if on_malformed not in ("warn", "raise", "report"):
         raise ValueError(f"on_malformed must be 'warn', 'raise' or 'report'; got {on_malformed!r}")
+    snapshots_wanted = accumulator is not None
     if accumulator is None:
         accumulator = multihit_accumulator_for(source, **options)
     elif options:
         raise TypeError(f"pass options to multihit_accumulator_for, not with an accumulator: {sorted(options)}")
     what = accumulator.source
-    needed = accumulator.needed_columns
-    if isinstance(source, LazyTable):
-        chunk_size = _check_chunk_size(chunk_size)
-        for lo in range(0, accumulator.n_rows, chunk_size):
+    chunk_size = _check_chunk_size(chunk_size)
+    n = accumulator.n_rows
+    arrays = None if isinstance(source, LazyTable) else \
+        {name: np.asarray(source[name]) for name in accumulator.needed_columns}
+    parts = 1 if snapshots_wanted or threads is None else max(1, int(threads))
+    bounds = _segment_bounds(source, accumulator, parts) if parts > 1 and n >= 2 * chunk_size else [0, n]
+    lock = threading.Lock()
+    done = [0]
+
+    # Each thread holds its own chunk: smaller ones keep the memory of all of them bounded.
+    step = chunk_size if len(bounds) == 2 else min(chunk_size, _PARALLEL_CHUNK)
+
+    def run(acc, lo, hi):
+        for start in range(lo, hi, step):
+            stop = min(hi, start + step)
             raise_if_cancelled(cancel, what)
-            accumulator.update_from_table(source, lo, min(lo + chunk_size, accumulator.n_rows))
-            report_progress(progress_callback, accumulator.rows_processed, accumulator.n_rows)
+            if arrays is None:
+                acc.update_from_table(source, start, stop)
+            else:
+                acc.update({name: values[start:stop] for name, values in arrays.items()})
+            with lock:
+                done[0] += stop - start
+                report_progress(progress_callback, done[0], n)
+        return acc
+
+    if len(bounds) == 2:
+        run(accumulator, 0, n)
     else:
-        for chunk in iter_table_chunks(source, needed, chunk_size):
-            raise_if_cancelled(cancel, what)
-            accumulator.update(chunk)
-            report_progress(progress_callback, accumulator.rows_processed, accumulator.n_rows)
+        twins = [accumulator._fork(lo) for lo in bounds[:-1]]
+        with ThreadPoolExecutor(max_workers=len(twins)) as pool:
+            list(pool.map(run, twins, bounds[:-1], bounds[1:]))
+        raise_if_cancelled(cancel, what)
+        accumulator._absorb(twins)
     raise_if_cancelled(cancel, what)
     accumulator.finish()
     snapshot = accumulator.snapshot()

@@ -148,13 +148,13 @@ def run(values, masses, convention, chunk, **options):
     return result, caught
 
 
-def check_against_reference(values, masses, convention, chunk, group_block=None, **options):
+def check_against_reference(values, masses, convention, chunk, group_block=None, threads=1, **options):
     import aptviewer.core.multihit as multihit
 
     saved = multihit._GROUP_BLOCK
     multihit._GROUP_BLOCK = group_block or saved  # rows grouped at a time inside a chunk
     try:
-        result, caught = run(values, masses, convention, chunk, **options)
+        result, caught = run(values, masses, convention, chunk, threads=threads, **options)
     finally:
         multihit._GROUP_BLOCK = saved
     per_k, (bad_events, bad_ions, first), spectra, counts, edges, n_pairs = reference_analysis(
@@ -183,22 +183,26 @@ conventions = st.sampled_from(["ipp", "multi", "start_counter"])
 
 
 group_blocks = st.sampled_from([None, 1, 2, 3, 7])
+thread_counts = st.sampled_from([1, 2, 3, 5])
 
 
 @settings(max_examples=200, deadline=None)
-@given(data=st.data(), convention=conventions, chunk=st.integers(1, 30), group_block=group_blocks)
-def test_well_formed_events_equal_brute_force_for_every_chunk_size(data, convention, chunk, group_block):
+@given(data=st.data(), convention=conventions, chunk=st.integers(1, 30), group_block=group_blocks,
+       threads=thread_counts)
+def test_well_formed_events_equal_brute_force_for_every_chunk_size(data, convention, chunk, group_block, threads):
     values, masses = data.draw(events_table(convention))
-    result = check_against_reference(values, masses, convention, chunk, group_block, max_multiplicity=5,
+    result = check_against_reference(values, masses, convention, chunk, group_block, threads, max_multiplicity=5,
                                      bin_width=0.5)
     assert result.stats.malformed_events == 0
 
 
 @settings(max_examples=200, deadline=None)
-@given(data=st.data(), convention=conventions, chunk=st.integers(1, 30), group_block=group_blocks)
-def test_malformed_columns_equal_brute_force_for_every_chunk_size(data, convention, chunk, group_block):
+@given(data=st.data(), convention=conventions, chunk=st.integers(1, 30), group_block=group_blocks,
+       threads=thread_counts)
+def test_malformed_columns_equal_brute_force_for_every_chunk_size(data, convention, chunk, group_block, threads):
     values, masses = data.draw(events_table(convention, malformed=True))
-    check_against_reference(values, masses, convention, chunk, group_block, max_multiplicity=4, bin_width=0.5)
+    check_against_reference(values, masses, convention, chunk, group_block, threads, max_multiplicity=4,
+                            bin_width=0.5)
 
 
 @settings(max_examples=100, deadline=None)
@@ -265,17 +269,17 @@ def test_big_events_are_paired_in_bounded_blocks(monkeypatch):
     values = encode([40, 2, 40, 1], "multi")
     masses = np.random.default_rng(3).uniform(0, 100, values.size).astype(np.float32)
     seen = []
-    original = CorrelationHistogram.add_ordered_pairs
+    original = CorrelationHistogram.add_binned_pairs
 
-    def spy(self, low, high):
-        assert np.all(low <= high)
-        seen.append(low.size)
-        original(self, low, high)
+    def spy(self, flat, pairs):
+        assert np.all(flat // self.n_bins <= flat % self.n_bins)  # m/n 1 <= m/n 2
+        seen.append((flat.size, pairs))
+        original(self, flat, pairs)
 
-    monkeypatch.setattr(CorrelationHistogram, "add_ordered_pairs", spy)
+    monkeypatch.setattr(CorrelationHistogram, "add_binned_pairs", spy)
     result = check_against_reference(values, masses, "multi", chunk=13)
-    assert result.correlation_pairs == 2 * 780 + 1 == sum(seen)
-    assert max(seen) <= 7  # binned a few pairs at a time, never a whole event's 780 at once
+    assert result.correlation_pairs == 2 * 780 + 1 == sum(pairs for _, pairs in seen)
+    assert max(size for size, _ in seen) <= 7  # counted a few pairs at a time, never an event's 780 at once
 
 
 # ---------------------------------------------------------------------------------------
@@ -375,8 +379,14 @@ def test_progress_and_cancel():
     values = encode([1, 2] * 500, "ipp")
     data = {"ipp": values, MASS: np.ones(values.size, np.float32)}
     reports = []
-    stream_multihit(data, chunk_size=400, progress_callback=lambda done, total: reports.append((done, total)))
+    stream_multihit(data, chunk_size=400, threads=1, progress_callback=lambda done, total: reports.append((done, total)))
     assert reports == [(400, 1500), (800, 1500), (1200, 1500), (1500, 1500)]
+    reports.clear()
+    stream_multihit(data, chunk_size=400, threads=2, progress_callback=lambda done, total: reports.append((done, total)))
+    assert reports[-1] == (1500, 1500) and [d for d, _ in reports] == sorted(d for d, _ in reports)
+    with pytest.raises(OperationCancelled):
+        stream_multihit(data, chunk_size=400, threads=2, cancel=lambda: bool(reports.append((0, 0))) or
+                        len(reports) > 6)
     stop = threading.Event()
 
     def cancel_after_two(done, total):
