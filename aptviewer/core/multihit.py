@@ -1180,10 +1180,11 @@ class Dissociation:
         return (y, x) if mirrored else (x, y)
 
     def describe(self) -> str:
+        """A short label such as ``21.49 (2+) → 26.98 (1+) + 15.99 (1+)`` (m/n in Da)."""
         if self.label:
             return self.label
-        return (f"{self.parent_mn:g} Da ({self.parent_charge}+) → {self.fragment1_mn:g} Da ({self.fragment1_charge}+)"
-                f" + {self.fragment2_mn:g} Da ({self.fragment2_charge}+)")
+        return (f"{self.parent_mn:.2f} ({self.parent_charge}+) → {self.fragment1_mn:.2f} ({self.fragment1_charge}+)"
+                f" + {self.fragment2_mn:.2f} ({self.fragment2_charge}+)")
 
 
 def formula_mass(formula: str) -> float:

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.lazy import DEFAULT_CHUNK_SIZE
 from ..core.multihit import Dissociation, MultihitSnapshot, describe_multiplicity, mirror_counts
 from ..workflows.multihit import MultihitParameters, analyse_multihit, write_correlation_csv
 from .export import export_plot_image
@@ -155,7 +156,8 @@ class CorrelationPlot(_BasePlot):
     def add_track(self, track: Dissociation) -> None:
         color = _TRACK_COLORS[len(self.tracks) % len(_TRACK_COLORS)]
         self.tracks.append((track, [self._track_curve(color), self._track_curve(color),
-                                    pg.TextItem(track.describe(), color=color, anchor=(0, 1))]))
+                                    pg.TextItem(track.describe() + " Da", color=color, anchor=(-0.05, 0.5),
+                                                fill=pg.mkBrush(255, 255, 255, 210))]))
         self.plot_item.addItem(self.tracks[-1][1][2])
         self._redraw_tracks()
 
@@ -401,6 +403,8 @@ class MultihitView(QWidget):
         self.snapshot: MultihitSnapshot | None = None
         self._streamed_parameters: MultihitParameters | None = None
         self._started_at = 0.0
+        #: Rows read at a time by the pass.
+        self.chunk_size = DEFAULT_CHUNK_SIZE
 
         self.correlation = CorrelationPlot()
         self.multiplicity = MultiplicityPlot()
@@ -461,6 +465,7 @@ class MultihitView(QWidget):
         splitter.addWidget(side)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
+        splitter.setSizes([620, 420])
         splitter.setChildrenCollapsible(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -488,7 +493,8 @@ class MultihitView(QWidget):
         if (high - low) / self.bin_width.value() > 4000:
             raise ValueError("more than 4000 bins per axis: choose a wider bin or a narrower range")
         return MultihitParameters(mass_range=(low, high), bin_width=self.bin_width.value(),
-                                  correlation_multiplicity=PAIR_FILTERS[self.pairs.currentIndex()][1])
+                                  correlation_multiplicity=PAIR_FILTERS[self.pairs.currentIndex()][1],
+                                  chunk_size=self.chunk_size)
 
     # -- the file and the task ---------------------------------------------------------------
 
