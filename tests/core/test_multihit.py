@@ -134,14 +134,15 @@ def events_table(draw, convention, malformed=False):
     if malformed and values.size:
         # Overwrite a few values with arbitrary ones: events that no longer fit.
         for _ in range(draw(st.integers(1, 4))):
-            values[draw(st.integers(0, values.size - 1))] = draw(st.integers(0, 7))
+            values[draw(st.integers(0, values.size - 1))] = draw(st.integers(-2, 7))
     masses = np.array(draw(st.lists(masses_elements, min_size=values.size, max_size=values.size)), dtype=np.float32)
     return values, masses
 
 
 def run(values, masses, convention, chunk, **options):
     column = {"ipp": "ipp", "multi": "multi", "start_counter": "start_counter"}[convention]
-    data = {column: values.astype(np.uint32 if convention == "ipp" else np.int64), MASS: masses}
+    unsigned = convention == "ipp" and (values.size == 0 or values.min() >= 0)  # EPOS stores uint32
+    data = {column: values.astype(np.uint32 if unsigned else np.int64), MASS: masses}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = stream_multihit(data, chunk_size=chunk, convention=convention, **options)
