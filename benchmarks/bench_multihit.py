@@ -13,11 +13,12 @@ the targets are ratios to it (time) and to the histogram's own size (memory).
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import BIG_ROWS, DATA_DIR, measure, print_table, warm_page_cache  # noqa: E402
+from _harness import BIG_ROWS, DATA_DIR, measure_once, print_table, warm_page_cache  # noqa: E402
 
 SETUP = """
 import numpy as np
@@ -29,12 +30,16 @@ table = open_epos({path!r})
 HISTOGRAM_MB = 1000 * 1000 * 8 / 2**20  # the 1000 x 1000 int64 correlation counts
 
 OPERATIONS = [
-    ("floor: chunked_histogram m/n, 1000 bins", "RESULT = int(chunked_histogram(table['m/n (Da)'], 1000, (0.0, 100.0))[0].sum())"),
+    ("floor: chunked_histogram m/n, 1000 bins",
+     "RESULT = int(chunked_histogram(table['m/n (Da)'], 1000, (0.0, 100.0))[0].sum())"),
     ("correlation histogram + statistics, one pass",
      "r = stream_multihit(table, spectra={{}}, on_malformed='report')\n"
      "RESULT = [int(r.correlation_counts.sum()), r.stats.fraction_in_multiples]"),
     ("correlation + statistics + singles/multiples spectra",
      "r = stream_multihit(table, on_malformed='report')\n"
+     "RESULT = [int(r.correlation_counts.sum()), r.stats.fraction_in_multiples]"),
+    ("correlation + statistics, one thread",
+     "r = stream_multihit(table, spectra={{}}, on_malformed='report', threads=1)\n"
      "RESULT = [int(r.correlation_counts.sum()), r.stats.fraction_in_multiples]"),
 ]
 
@@ -58,11 +63,20 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     path = ensure_multihit_epos(args.rows, args.fraction)
     warm_page_cache(path)
+    # Floor and operations take turns, so that a change in the machine's load between
+    # them does not bias the ratios (medians over the rounds).
+    setup = SETUP.format(path=str(path))
+    runs = {name: [] for name, _ in OPERATIONS}
+    for _ in range(args.repeat):
+        for name, operation in OPERATIONS:
+            runs[name].append(measure_once(operation.format(), setup))
+            print(f"{name}: {runs[name][-1]['wall_s']:.3f} s, {runs[name][-1]['peak_anon_mb']:.1f} MB",
+                  file=sys.stderr)
     rows, floor = [], None
-    for name, operation in OPERATIONS:
-        result = measure(operation.format(), SETUP.format(path=str(path)), repeat=args.repeat)
-        wall, anon = result["wall_s"], result["peak_anon_mb"]
-        row = {"op": name, "wall": wall, "anon": anon, "extra": result["runs"][0]["extra"]}
+    for name, _ in OPERATIONS:
+        wall = statistics.median(r["wall_s"] for r in runs[name])
+        anon = statistics.median(r["peak_anon_mb"] for r in runs[name])
+        row = {"op": name, "wall": wall, "anon": anon, "extra": runs[name][0]["extra"]}
         if floor is None:
             floor = wall
             row["target"] = "(floor)"
@@ -71,7 +85,6 @@ def main(argv=None) -> int:
             row["over_hist"] = anon - HISTOGRAM_MB
             row["target"] = f"<= 2x floor, <= {HISTOGRAM_MB:.1f} + 32 MB"
         rows.append(row)
-        print(f"{name}: {wall:.3f} s, {anon:.1f} MB", file=sys.stderr)
     print_table(f"Multi-hit on {args.rows:,} EPOS rows ({path.stat().st_size / 1e9:.2f} GB, "
                 f"{args.fraction:.0%} of ions in multiples), median of {args.repeat}", rows,
                 [("op", "operation"), ("wall", "wall (s)"), ("ratio", "time / floor"),

@@ -169,6 +169,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.correction_view, "Reflectron correction")
         self.multihit_view = MultihitView(self.tasks, status=self._set_status)
         self.multihit_view.readout_changed.connect(self._show_readout)
+        self.multihit_view.failed.connect(self.report_error)
         self.tabs.addTab(self.multihit_view, "Multi-hit")
         self.tabs.setTabEnabled(2, False)
         splitter = QSplitter(Qt.Horizontal)

@@ -393,6 +393,8 @@ class MultihitView(QWidget):
     readout_changed = Signal(str)
     #: After a snapshot was drawn; True once the pass is complete.
     drawn = Signal(bool)
+    #: (title, message): the pass failed; the window shows it like its other errors.
+    failed = Signal(str, str)
 
     def __init__(self, runner, status=None, parent=None):
         super().__init__(parent)
@@ -532,7 +534,7 @@ class MultihitView(QWidget):
         self.notice.setText(f"Streaming the multi-hit events of {self.path.name if self.path else 'the data'}…")
         generation = self.runner.start(KIND, make_multihit_job(self.table, parameters), table=self.table,
                                        on_progress=self._on_snapshot, on_finished=self._on_finished,
-                                       on_cancelled=self._on_cancelled)
+                                       on_failed=self._on_failed, on_cancelled=self._on_cancelled)
         self._report_status("Multi-hit", 0, getattr(self.table, "n_rows", 0))
         return generation
 
@@ -549,6 +551,14 @@ class MultihitView(QWidget):
         elapsed = time.perf_counter() - self._started_at
         if self.status is not None and self.runner.calling_latest():
             self.status(f"Multi-hit done in {elapsed:.2f} s", snapshot.rows_processed, snapshot.rows_total, elapsed)
+
+    def _on_failed(self, error) -> None:
+        self._streamed_parameters = None
+        message = str(error)
+        if self.path is not None and str(self.path) not in message:
+            message = f"{self.path}: {message}"
+        self.notice.setText(f"The multi-hit analysis failed: {message}")
+        self.failed.emit("The multi-hit analysis failed", message)
 
     def _on_cancelled(self) -> None:
         self._streamed_parameters = None  # partial: stream again when asked

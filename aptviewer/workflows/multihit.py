@@ -200,7 +200,8 @@ def multihit_output_paths(json_path) -> dict[str, Path]:
     """``<stem>_correlation.csv`` and ``.png`` beside ``<stem>_summary.json``."""
     json_path = Path(json_path)
     stem = json_path.name[:-len("_summary.json")] if json_path.name.endswith("_summary.json") else json_path.stem
-    return {"csv": json_path.with_name(f"{stem}_correlation.csv"), "png": json_path.with_name(f"{stem}_correlation.png")}
+    return {"csv": json_path.with_name(f"{stem}_correlation.csv"),
+            "png": json_path.with_name(f"{stem}_correlation.png")}
 
 
 def write_multihit_outputs(source_or_path, json_path=None, csv_path=None, png_path=None, *,

@@ -380,10 +380,14 @@ def test_progress_and_cancel():
     values = encode([1, 2] * 500, "ipp")
     data = {"ipp": values, MASS: np.ones(values.size, np.float32)}
     reports = []
-    stream_multihit(data, chunk_size=400, threads=1, progress_callback=lambda done, total: reports.append((done, total)))
+
+    def note(done, total):
+        reports.append((done, total))
+
+    stream_multihit(data, chunk_size=400, threads=1, progress_callback=note)
     assert reports == [(400, 1500), (800, 1500), (1200, 1500), (1500, 1500)]
     reports.clear()
-    stream_multihit(data, chunk_size=400, threads=2, progress_callback=lambda done, total: reports.append((done, total)))
+    stream_multihit(data, chunk_size=400, threads=2, progress_callback=note)
     assert reports[-1] == (1500, 1500) and [d for d, _ in reports] == sorted(d for d, _ in reports)
     with pytest.raises(OperationCancelled):
         stream_multihit(data, chunk_size=400, threads=2, cancel=lambda: bool(reports.append((0, 0))) or

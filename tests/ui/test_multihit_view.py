@@ -145,5 +145,21 @@ def test_a_file_without_masses_shows_multiplicities_only(qtbot, window, tmp_path
     assert not view.correlation.available and "no mass-to-charge" in view.correlation._message.text()
 
 
+def test_a_column_that_fits_no_convention_is_reported(qtbot, window, tmp_path):
+    from aptviewer.core.writers import write_epos
+
+    n = 1000
+    columns = ["x (nm)", "y (nm)", "z (nm)", "m/n (Da)", "TOF (ns)", "HV_DC (V)", "pulse (V)", "det_x (mm)",
+               "det_y (mm)", "pslep", "ipp"]
+    data = {name: np.ones(n, dtype=np.float32) for name in columns}
+    data["ipp"] = np.tile(np.array([3, 0, 2, 2, 0, 0], dtype=np.uint32), n // 6 + 1)[:n]  # neither convention
+    path = write_epos(data, tmp_path / "garbled.epos")
+    window.open_path(path)
+    with qtbot.waitSignal(window.error_reported, timeout=TIMEOUT) as blocker:
+        window.tabs.setCurrentWidget(window.multihit_view)
+    assert "garbled.epos" in blocker.args[0] and "fits no convention" in blocker.args[0]
+    assert "failed" in window.multihit_view.notice.text()
+
+
 def test_decade_labels():
     assert [decade_label(p) for p in (0, 1, 2, 3, 6)] == ["1", "10", "100", "10³", "10⁶"]
