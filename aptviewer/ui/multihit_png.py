@@ -23,8 +23,10 @@ def render_multihit_png(snapshot, path, *, title: str = "", size: tuple[int, int
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QApplication, QGridLayout, QLabel, QWidget
 
+    from ..core.multihit import describe_multiplicity
     from ..core.writers import atomic_output
     from .multihit_view import CorrelationPlot, MultiplicityPlot, SpectraPlot
+    from .plots import set_title
 
     app = QApplication.instance()
     if app is None:
@@ -44,6 +46,8 @@ def render_multihit_png(snapshot, path, *, title: str = "", size: tuple[int, int
         grid.addWidget(label, 0, 0, 1, 2)
         correlation, multiplicity, spectra = CorrelationPlot(), MultiplicityPlot(), SpectraPlot()
         correlation.set_histogram(snapshot.correlation_counts, snapshot.correlation_edges)
+        set_title(correlation.plot_item,
+                  f"Correlation histogram ({describe_multiplicity(snapshot.correlation_multiplicity)})")
         multiplicity.set_events(stats.events)
         spectra.set_spectra(snapshot.spectra)
         grid.addWidget(correlation, 1, 0, 2, 1)

@@ -144,9 +144,14 @@ def write_correlation_csv(path, counts: np.ndarray, edges: np.ndarray, *, source
 
 def save_snapshot_npz(snapshot: MultihitSnapshot, path) -> Path:
     """The arrays the PNG renderer needs, in an ``.npz`` without pickles."""
-    meta = {"source": snapshot.source, "multiplicity": describe_multiplicity(snapshot.correlation_multiplicity),
-            "fraction_in_multiples": snapshot.stats.fraction_in_multiples if snapshot.stats.total_ions else None,
-            "events": snapshot.stats.total_events, "spectra": list(snapshot.spectra)}
+    stats = snapshot.stats
+    multiplicity = snapshot.correlation_multiplicity
+    meta = {"source": snapshot.source, "rows_total": snapshot.rows_total, "rows_processed": snapshot.rows_processed,
+            "convention": snapshot.grouping.convention, "column": snapshot.grouping.column,
+            "mass_column": snapshot.mass_column, "malformed": [stats.malformed_events, stats.malformed_ions],
+            "first_malformed_row": stats.first_malformed_row, "pairs": snapshot.correlation_pairs,
+            "multiplicity": list(multiplicity) if isinstance(multiplicity, tuple) else multiplicity,
+            "spectra": list(snapshot.spectra)}
     arrays = {"correlation_counts": snapshot.correlation_counts, "correlation_edges": snapshot.correlation_edges,
               "events": snapshot.stats.events, "meta": np.array(json.dumps(meta))}
     for i, (counts, edges) in enumerate(snapshot.spectra.values()):
@@ -162,11 +167,16 @@ def load_snapshot_npz(path) -> MultihitSnapshot:
         meta = json.loads(str(data["meta"]))
         spectra = {name: (data[f"spectrum_{i}_counts"], data[f"spectrum_{i}_edges"])
                    for i, name in enumerate(meta["spectra"])}
-        stats = MultiplicityStats(events=data["events"])
-        return MultihitSnapshot(rows_total=0, rows_processed=0, source=meta["source"],
-                                grouping=EventGrouping("ipp", ""), mass_column="", stats=stats, spectra=spectra,
-                                correlation_counts=data["correlation_counts"],
-                                correlation_edges=data["correlation_edges"], correlation_multiplicity="multiples")
+        grouping = EventGrouping(meta["convention"], meta["column"])
+        stats = MultiplicityStats(data["events"], grouping.convention, grouping.column, *meta["malformed"],
+                                  meta["first_malformed_row"])
+        multiplicity = meta["multiplicity"]
+        return MultihitSnapshot(rows_total=meta["rows_total"], rows_processed=meta["rows_processed"],
+                                source=meta["source"], grouping=grouping, mass_column=meta["mass_column"],
+                                stats=stats, spectra=spectra, correlation_counts=data["correlation_counts"],
+                                correlation_edges=data["correlation_edges"],
+                                correlation_multiplicity=tuple(multiplicity) if isinstance(multiplicity, list)
+                                else multiplicity, correlation_pairs=meta["pairs"])
 
 
 def render_correlation_png_subprocess(snapshot: MultihitSnapshot, png_path, *, title: str = "",

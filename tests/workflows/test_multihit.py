@@ -99,6 +99,21 @@ def test_outputs_add_a_section_to_an_existing_summary(tmp_path, multihit_epos):
                                                           "multi_summary.json"]
 
 
+def test_snapshot_npz_round_trip(tmp_path, multihit_epos):
+    from aptviewer.workflows.multihit import load_snapshot_npz, save_snapshot_npz
+
+    with open_epos(multihit_epos) as table:
+        result = stream_multihit(table, correlation_multiplicity=(2, 3))
+    back = load_snapshot_npz(save_snapshot_npz(result, tmp_path / "s.npz"))
+    np.testing.assert_array_equal(back.correlation_counts, result.correlation_counts)
+    np.testing.assert_array_equal(back.stats.events, result.stats.events)
+    assert back.stats.as_dict() == result.stats.as_dict()
+    assert (back.grouping, back.correlation_multiplicity, back.correlation_pairs, back.rows_total) == \
+        (result.grouping, (2, 3), result.correlation_pairs, 20_000)
+    for name, (counts, edges) in result.spectra.items():
+        np.testing.assert_array_equal(back.spectra[name][0], counts)
+
+
 def test_malformed_events_warn_and_are_counted(tmp_path):
     # The default demo writes pairs (2, 0) at random rows; two overlapping ones make (2, 0, 0).
     path = write_demo_epos(tmp_path / "legacy.epos", 30_000, seed=7)
