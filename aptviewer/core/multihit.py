@@ -74,7 +74,7 @@ CONVENTIONS = ("ipp", "multi", "start_counter")
 START_COUNTER_COLUMNS = ("start_counter", "dld/start_counter", "tdc/start_counter")
 #: Larger events are treated as malformed (this also bounds the rows carried between chunks).
 DEFAULT_MAX_MULTIPLICITY = 1000
-#: Pairs collected before they are binned (two arrays of masses): bounds the pairs' memory.
+#: Pairs collected (as flat bin indices) before they are counted: bounds the pairs' memory.
 PAIR_BLOCK = 1 << 18
 # Pairs gathered at a time from events of three or more ions (before they go to the buffer).
 _PAIR_GATHER = 1 << 16
@@ -643,8 +643,8 @@ def _pair_positions(k: int) -> tuple[np.ndarray, np.ndarray]:
 class _PairBuffer:
     """Pairs of ion bins collected as flat bin indices and counted ``PAIR_BLOCK`` at a time.
 
-    Counting many pairs per call keeps the 2-D histogram's per-call cost (a count of all
-    of its bins) small; the reused array bounds the memory whatever the events.
+    Counting many pairs per call keeps the per-call cost (taking the histogram's lock,
+    shared between threads) small; the reused array bounds the memory whatever the events.
     """
 
     def __init__(self, histogram: CorrelationHistogram):
