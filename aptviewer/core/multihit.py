@@ -63,7 +63,7 @@ import pandas as pd
 
 from .accumulate import Histogram1D, Histogram2D, _values_in
 from .errors import DataFormatError
-from .lazy import DEFAULT_CHUNK_SIZE, PARALLEL_THREADS, LazyTable, _check_chunk_size
+from .lazy import DEFAULT_CHUNK_SIZE, LazyTable, _check_chunk_size
 from .progress import raise_if_cancelled, report_progress
 from .roles import find_role
 
@@ -80,6 +80,8 @@ PAIR_BLOCK = 1 << 18
 _PAIR_GATHER = 1 << 16
 # Rows read at a time by each thread of a parallel pass.
 _PARALLEL_CHUNK = 1 << 18
+# Rows of one column converted at a time while a chunk is read.
+_READ_SLICE = 1 << 18
 # Rows grouped into events at a time: the temporaries stay in the CPU cache and small.
 _GROUP_BLOCK = 1 << 16
 #: Rows examined by :func:`detect_grouping`.
@@ -262,7 +264,7 @@ def _count_malformed(values: np.ndarray, convention: str, max_multiplicity: int)
     """``(groups, malformed groups)`` of a whole array under ``convention`` (for detection)."""
     grouper = _EventGrouper(EventGrouping(convention, ""), max_multiplicity, "")
     starts, _, singles = grouper.feed(values, 0, final=True)
-    events = int(starts.size) + (int(np.count_nonzero(singles)) if singles is not None else 0)
+    events = int(starts.size) + (singles[1] if singles is not None else 0)
     return events + grouper.malformed_events, grouper.malformed_events
 
 
@@ -351,8 +353,9 @@ class _EventGrouper:
         """Events of ``values`` (rows ``offset...`` of the table); see the class docstring.
 
         Returns ``(starts, sizes, singles)``: the starts and sizes of the well-formed events
-        and, when not None, a mask of the leading rows that are single-ion events (left out
-        of ``starts`` and ``sizes``: most events are singles, and a mask costs less).
+        and, when not None, ``(rows, count)``: the ``count`` single-ion events of the first
+        ``rows`` rows are left out of ``starts`` and ``sizes`` (they are the rows holding 1;
+        most events are singles, and they are counted without being located).
         """
         values = np.asarray(values)
         n = values.size
@@ -394,7 +397,8 @@ class _EventGrouper:
         if heads.size and (int(declared.max()) > self.max_k or int(heads[-1] + declared[-1]) > end):
             return None
         followers = declared - 1
-        zeros = end - np.count_nonzero(block)
+        filled = int(np.count_nonzero(block))
+        zeros = end - filled
         if int(followers.sum()) != zeros:
             return None
         if zeros:
@@ -404,7 +408,7 @@ class _EventGrouper:
             if np.count_nonzero(block[rows]):
                 return None
         self.carry = n - end
-        return heads, declared, block == 1
+        return heads, declared, (end, filled - heads.size)
 
     # -- ipp: k on the first ion, then k - 1 zeros --------------------------------------
 
@@ -656,20 +660,25 @@ class _PairBuffer:
 
     def add(self, a: np.ndarray, b: np.ndarray) -> None:
         """Add pairs of ion bins ``(a[i], b[i])`` (-1 for an ion outside the range), in either order."""
-        low, high = np.minimum(a, b), np.maximum(a, b)
-        self.offered += low.size
-        if low.size and low[0 if low.size == 1 else np.argmin(low)] < 0:
-            keep = low >= 0  # a pair with an ion out of range falls outside the histogram
-            low, high = low[keep], high[keep]
-        low *= self.n_bins
-        low += high
+        total = a.size
+        self.offered += total
         done = 0
-        while done < low.size:
+        while done < total:
             if self.n == self.flat.size:
                 self.flush()
-            take = min(self.flat.size - self.n, low.size - done)
-            self.flat[self.n:self.n + take] = low[done:done + take]
-            self.n += take
+            take = min(self.flat.size - self.n, total - done)
+            part_a, part_b = a[done:done + take], b[done:done + take]
+            low = self.flat[self.n:self.n + take]  # written in place: no temporary of the pairs
+            np.minimum(part_a, part_b, out=low)
+            high = np.maximum(part_a, part_b)
+            if take and int(low.min()) < 0:
+                keep = low >= 0  # a pair with an ion out of range falls outside the histogram
+                kept = int(np.count_nonzero(keep))
+                low[:kept], high = low[keep], high[keep]
+                low = low[:kept]
+            low *= self.n_bins
+            low += high
+            self.n += low.size
             done += take
 
     def flush(self) -> None:
@@ -840,10 +849,13 @@ class MultihitAccumulator:
         """Add rows ``lo:hi`` of ``table``, read straight into the accumulator's buffers."""
         names = self.needed_columns
         views = self._reserve(hi - lo, {name: table[name].dtype for name in names})
-        # Column by column: for two fields of a record file, a slice each is quicker than
-        # read_rows' single pass (which pays off for many fields).
+        # Column by column, in cache-sized slices: for two fields of a record file this is
+        # quicker than read_rows' single pass (which pays off for many fields).
         for name, view in zip(names, views):
-            view[...] = table[name][lo:hi]
+            column = table[name]
+            for start in range(lo, hi, _READ_SLICE):
+                stop = min(hi, start + _READ_SLICE)
+                view[start - lo:stop - lo] = column[start:stop]
         self._process(final=False)
 
     def finish(self) -> None:
@@ -888,7 +900,7 @@ class MultihitAccumulator:
             chunk = _as_multiplicities(values[pos:end], self.source, self.grouping.column)
             starts, sizes, singles = self._grouper.feed(chunk, offset + pos, final=final and last)
             if sizes.size or singles is not None:
-                self._count(starts, sizes, singles, masses[pos:end] if masses is not None else None)
+                self._count(starts, sizes, singles, masses[pos:end] if masses is not None else None, chunk)
             if last:
                 break
             pos = end - self._grouper.carry  # the open event is grouped again with the next block
@@ -899,10 +911,10 @@ class MultihitAccumulator:
         if final and self._pairs is not None:
             self._pairs.flush()
 
-    def _count(self, starts: np.ndarray, sizes: np.ndarray, singles, masses) -> None:
+    def _count(self, starts: np.ndarray, sizes: np.ndarray, singles, masses, values) -> None:
         per_k = np.bincount(sizes, minlength=2)
         if singles is not None:
-            per_k[1] += np.count_nonzero(singles)
+            per_k[1] += singles[1]
         if per_k.size > self._events.size:
             grown = np.zeros(per_k.size, dtype=np.int64)
             grown[:self._events.size] = self._events
@@ -924,7 +936,8 @@ class MultihitAccumulator:
         in_sizes = [k for k in present if k != 1 or singles is None]
         for k, (spectra, pairs) in wanted.items():
             if k == 1 and singles is not None:
-                ions = masses[:singles.size][singles]
+                rows = singles[0]
+                ions = masses[:rows][values[:rows] == 1]
                 for hist in spectra:
                     hist.update(ions)
                 continue
@@ -1032,7 +1045,7 @@ def _segment_bounds(source, accumulator: MultihitAccumulator, parts: int, window
 
 
 def stream_multihit(source, accumulator: MultihitAccumulator | None = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                    on_malformed: str = "warn", threads: int | None = PARALLEL_THREADS, progress_callback=None,
+                    on_malformed: str = "warn", threads: int | None = 1, progress_callback=None,
                     cancel=None, **options) -> MultihitSnapshot:
     """The multi-hit analysis of ``source`` in one streamed pass.
 
@@ -1053,7 +1066,8 @@ def stream_multihit(source, accumulator: MultihitAccumulator | None = None, *, c
         Without an ``accumulator``, the table is cut at event boundaries into this many
         parts grouped on as many threads (into shared histograms; the result is the same).
         With an accumulator (whose snapshots the caller takes between chunks) or None, one
-        thread streams in order.
+        thread streams in order. One by default: the grouping is many short NumPy steps,
+        and on two cores a second thread cost more (in contention for the GIL) than it gave.
     progress_callback : callable, optional
         ``progress_callback(rows_done, rows_total)`` after every chunk (from the threads, one
         at a time).
