@@ -63,7 +63,7 @@ import pandas as pd
 
 from .accumulate import Histogram1D, Histogram2D, _values_in
 from .errors import DataFormatError
-from .lazy import DEFAULT_CHUNK_SIZE, LazyTable, _check_chunk_size
+from .lazy import DEFAULT_CHUNK_SIZE, PARALLEL_THREADS, LazyTable, _check_chunk_size
 from .progress import raise_if_cancelled, report_progress
 from .roles import find_role
 
@@ -82,8 +82,9 @@ _PAIR_GATHER = 1 << 16
 _PARALLEL_CHUNK = 1 << 18
 # Rows of one column converted at a time while a chunk is read.
 _READ_SLICE = 1 << 18
-# Rows grouped into events at a time: the temporaries stay in the CPU cache and small.
-_GROUP_BLOCK = 1 << 16
+# Rows grouped into events at a time: long enough that the NumPy steps outweigh the Python
+# between them (and the GIL), short enough that the temporaries stay small.
+_GROUP_BLOCK = 1 << 18
 #: Rows examined by :func:`detect_grouping`.
 DETECTION_ROWS = 1 << 16
 
@@ -1045,7 +1046,7 @@ def _segment_bounds(source, accumulator: MultihitAccumulator, parts: int, window
 
 
 def stream_multihit(source, accumulator: MultihitAccumulator | None = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                    on_malformed: str = "warn", threads: int | None = 1, progress_callback=None,
+                    on_malformed: str = "warn", threads: int | None = PARALLEL_THREADS, progress_callback=None,
                     cancel=None, **options) -> MultihitSnapshot:
     """The multi-hit analysis of ``source`` in one streamed pass.
 
@@ -1066,8 +1067,7 @@ def stream_multihit(source, accumulator: MultihitAccumulator | None = None, *, c
         Without an ``accumulator``, the table is cut at event boundaries into this many
         parts grouped on as many threads (into shared histograms; the result is the same).
         With an accumulator (whose snapshots the caller takes between chunks) or None, one
-        thread streams in order. One by default: the grouping is many short NumPy steps,
-        and on two cores a second thread cost more (in contention for the GIL) than it gave.
+        thread streams in order.
     progress_callback : callable, optional
         ``progress_callback(rows_done, rows_total)`` after every chunk (from the threads, one
         at a time).
