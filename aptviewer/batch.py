@@ -256,20 +256,25 @@ def _ctrl_c_cancels(event: threading.Event):
 
 
 def output_paths(item: InputFile, output_dir: Path | None, *, correct: bool = False, save_epos: bool = False,
-                 plots: bool = True, shared_stem: bool = False, composition: bool = False) -> dict[str, Path]:
+                 plots: bool = True, shared_stem: bool = False, composition: bool = False,
+                 multihit: bool = False) -> dict[str, Path]:
     """Where the outputs of ``item`` go (see :mod:`aptviewer.workflows.naming`).
 
     Keys: ``h5`` and, with ``save_epos``, ``epos`` when correcting; ``json`` (the summary)
-    and ``png`` (the overview, with ``plots``); ``composition_csv`` with ``composition``.
+    and ``png`` (the overview, with ``plots``); ``composition_csv`` with ``composition``;
+    ``correlation_csv`` (and ``correlation_png`` with ``plots``) with ``multihit``.
     """
     from .workflows.naming import output_paths as paths_of
 
-    return paths_of(item, output_dir, kinds=_kinds(correct, save_epos, plots, composition), shared_stem=shared_stem)
+    return paths_of(item, output_dir, kinds=_kinds(correct, save_epos, plots, composition, multihit),
+                    shared_stem=shared_stem)
 
 
-def _kinds(correct: bool, save_epos: bool, plots: bool, composition: bool = False) -> tuple[str, ...]:
+def _kinds(correct: bool, save_epos: bool, plots: bool, composition: bool = False,
+           multihit: bool = False) -> tuple[str, ...]:
     return (("h5",) if correct else ()) + (("epos",) if correct and save_epos else ()) + ("json",) + \
-        (("png",) if plots else ()) + (("composition_csv",) if composition else ())
+        (("png",) if plots else ()) + (("composition_csv",) if composition else ()) + \
+        (("correlation_csv",) + (("correlation_png",) if plots else ()) if multihit else ())
 
 
 def _message(exc: BaseException, path: Path) -> str:
@@ -319,7 +324,8 @@ class _Batch:
         self.extras = tuple(extras)
 
     def run(self, items: list[InputFile]) -> list[Outcome]:
-        kinds = _kinds(self.preset is not None, self.args.save_epos, not self.args.no_plots, self.ranges is not None)
+        kinds = _kinds(self.preset is not None, self.args.save_epos, not self.args.no_plots, self.ranges is not None,
+                       bool(getattr(self.args, "multihit", False)))
         self.plans = plan_outputs(items, self.args.output_dir, kinds=kinds)
         self.inputs = [item.path for item in items]
         outcomes = []
@@ -379,7 +385,7 @@ class _Batch:
             if rows is None:
                 return Outcome(item.path, "skipped", "no detector x/y columns to correct")
         note = ""
-        if "json" in todo or "png" in todo or "composition_csv" in todo:
+        if set(todo) - {"h5", "epos"}:
             note = self.report(item, todo)
         done = f"{rows:,} rows corrected; " if rows is not None else ""
         return Outcome(item.path, "done", f"{done}wrote {listed}{note}")
@@ -407,8 +413,13 @@ class _Batch:
         ``--ranges auto`` finds the range file beside each input: an input without one
         gets no composition (said in the note); one whose range file is unreadable fails.
         """
+        extras = ()
+        if getattr(self.args, "multihit", False):
+            from .workflows.multihit import MultihitExtra, MultihitParameters
+
+            extras += (MultihitExtra(MultihitParameters(chunk_size=self.chunk_size)),)
         if self.ranges is None:
-            return (), ""
+            return extras, ""
         from .workflows.composition import CompositionExtra, CompositionParameters, NoRangeFileError, load_ranges
 
         ranges = self.ranges
@@ -417,13 +428,13 @@ class _Batch:
                 ranges = load_ranges(ranges, item.path)
             except NoRangeFileError as exc:
                 self.console.say(f"{item.path}: no composition: {exc.problem}")
-                return (), f"; no composition ({exc.problem})"
+                return extras, f"; no composition ({exc.problem})"
             for text in ranges.warnings:
                 self.console.error(f"warning: {text}")
         background = bool(getattr(self.args, "background", False))
         params = CompositionParameters(ranges.ranges, ranges.path, background=background, chunk_size=self.chunk_size)
         note = f"; composition from {ranges.path.name}" + (" (background subtracted)" if background else "")
-        return (CompositionExtra(params),), note
+        return extras + (CompositionExtra(params),), note
 
     def report(self, item: InputFile, todo: dict[str, Path]) -> str:
         from .workflows.params import Binning, ReportParameters
@@ -449,7 +460,25 @@ class _Batch:
             self.console.say(f"{item.path}: {describe(composition)}")
         if "png" in todo:
             self.renderer.render(report.overview, todo["png"], title=item.path.name)
+        multihit = next((extra for extra in extras if extra.name == "multihit"), None)
+        if multihit is not None and multihit.snapshot is not None:
+            self.write_multihit(item, todo, multihit.snapshot)
         return note
+
+    def write_multihit(self, item: InputFile, todo: dict[str, Path], snapshot) -> None:
+        """``--multihit``: the correlation CSV and figure (the JSON section came with the report)."""
+        from .workflows.multihit import write_correlation_csv
+
+        if snapshot.correlation_counts is None:
+            self.console.say(f"{item.path}: multi-hit statistics only (no mass-to-charge column to pair)")
+        elif "correlation_csv" in todo:
+            write_correlation_csv(todo["correlation_csv"], snapshot.correlation_counts, snapshot.correlation_edges,
+                                  source=item.path.name, multiplicity=snapshot.correlation_multiplicity)
+        if "correlation_png" in todo and snapshot.correlation_counts is not None:
+            self.renderer.render_multihit(snapshot, todo["correlation_png"], title=item.path.name)
+        stats = snapshot.stats
+        share = f"{100 * stats.fraction_in_multiples:.1f} % of the ions" if stats.total_ions else "no ions"
+        self.console.say(f"{item.path}: {stats.total_events:,} events, {share} in multiples")
 
 
 def _list_instruments(console: _Console) -> None:
