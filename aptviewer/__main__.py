@@ -52,8 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     batch.add_argument("--dry-run", action="store_true", help="list what would be done, do nothing")
     batch.add_argument("--no-plots", action="store_true", help="do not write <stem>_overview.png")
+    batch.add_argument("--multihit", action="store_true",
+                       help="also analyse multi-hit events: a 'multihit' section in the summary JSON, "
+                            "<stem>_correlation.csv and (with plots) <stem>_correlation.png")
     batch.add_argument("--chunk-size", type=int, default=None, metavar="N", help="rows per chunk (default 1048576)")
     batch.add_argument("--quiet", action="store_true", help="print only errors and the closing table")
+    batch.add_argument("--ranges", metavar="FILE|auto",
+                       help="count ions per range (RRNG, RNG or ENV file; 'auto': <stem>.rrng/.rng/.env beside each "
+                            "file): adds a composition section to the summary JSON and writes <stem>_composition.csv")
+    batch.add_argument("--background", action="store_true",
+                       help="with --ranges: fit the A/sqrt(m) background and report corrected compositions too")
     binning = parser.add_argument_group("overview binning (batch summaries and PNGs)")
     binning.add_argument("--mass-range", type=float, nargs=2, metavar=("LO", "HI"), help="mass spectrum range, Da "
                          "(default 0 100)")

@@ -256,20 +256,25 @@ def _ctrl_c_cancels(event: threading.Event):
 
 
 def output_paths(item: InputFile, output_dir: Path | None, *, correct: bool = False, save_epos: bool = False,
-                 plots: bool = True, shared_stem: bool = False) -> dict[str, Path]:
+                 plots: bool = True, shared_stem: bool = False, composition: bool = False,
+                 multihit: bool = False) -> dict[str, Path]:
     """Where the outputs of ``item`` go (see :mod:`aptviewer.workflows.naming`).
 
     Keys: ``h5`` and, with ``save_epos``, ``epos`` when correcting; ``json`` (the summary)
-    and ``png`` (the overview, with ``plots``).
+    and ``png`` (the overview, with ``plots``); ``composition_csv`` with ``composition``;
+    ``correlation_csv`` (and ``correlation_png`` with ``plots``) with ``multihit``.
     """
     from .workflows.naming import output_paths as paths_of
 
-    return paths_of(item, output_dir, kinds=_kinds(correct, save_epos, plots), shared_stem=shared_stem)
+    return paths_of(item, output_dir, kinds=_kinds(correct, save_epos, plots, composition, multihit),
+                    shared_stem=shared_stem)
 
 
-def _kinds(correct: bool, save_epos: bool, plots: bool) -> tuple[str, ...]:
+def _kinds(correct: bool, save_epos: bool, plots: bool, composition: bool = False,
+           multihit: bool = False) -> tuple[str, ...]:
     return (("h5",) if correct else ()) + (("epos",) if correct and save_epos else ()) + ("json",) + \
-        (("png",) if plots else ())
+        (("png",) if plots else ()) + (("composition_csv",) if composition else ()) + \
+        (("correlation_csv",) + (("correlation_png",) if plots else ()) if multihit else ())
 
 
 def _message(exc: BaseException, path: Path) -> str:
@@ -303,8 +308,9 @@ def report_extras(args) -> tuple:
 
 class _Batch:
     def __init__(self, args, console: _Console, preset: str | None, cancel: threading.Event, binning=None,
-                 renderer=None, extras: tuple = ()):
+                 renderer=None, extras: tuple = (), ranges=None):
         self.args = args
+        self.ranges = ranges  # LoadedRanges, "auto" or None (see aptviewer.workflows.composition)
         self.console = console
         self.preset = preset
         self.cancel = cancel
@@ -318,7 +324,8 @@ class _Batch:
         self.extras = tuple(extras)
 
     def run(self, items: list[InputFile]) -> list[Outcome]:
-        kinds = _kinds(self.preset is not None, self.args.save_epos, not self.args.no_plots)
+        kinds = _kinds(self.preset is not None, self.args.save_epos, not self.args.no_plots, self.ranges is not None,
+                       bool(getattr(self.args, "multihit", False)))
         self.plans = plan_outputs(items, self.args.output_dir, kinds=kinds)
         self.inputs = [item.path for item in items]
         outcomes = []
@@ -377,10 +384,11 @@ class _Batch:
             rows = self.correct(item, todo)
             if rows is None:
                 return Outcome(item.path, "skipped", "no detector x/y columns to correct")
-        if "json" in todo or "png" in todo:
-            self.report(item, todo)
+        note = ""
+        if set(todo) - {"h5", "epos"}:
+            note = self.report(item, todo)
         done = f"{rows:,} rows corrected; " if rows is not None else ""
-        return Outcome(item.path, "done", f"{done}wrote {listed}")
+        return Outcome(item.path, "done", f"{done}wrote {listed}{note}")
 
     def correct(self, item: InputFile, todo: dict[str, Path]) -> int | None:
         from .core.errors import DataFormatError
@@ -399,11 +407,42 @@ class _Batch:
         self.console.say(f"{item.path}: {result.rows:,} rows corrected")
         return result.rows
 
-    def report(self, item: InputFile, todo: dict[str, Path]) -> None:
+    def file_extras(self, item: InputFile) -> tuple[tuple, str]:
+        """The extras of this file's report pass beyond the run's, and a note for the table.
+
+        ``--ranges auto`` finds the range file beside each input: an input without one
+        gets no composition (said in the note); one whose range file is unreadable fails.
+        """
+        extras = ()
+        if getattr(self.args, "multihit", False):
+            from .workflows.multihit import MultihitExtra, MultihitParameters
+
+            extras += (MultihitExtra(MultihitParameters(chunk_size=self.chunk_size)),)
+        if self.ranges is None:
+            return extras, ""
+        from .workflows.composition import CompositionExtra, CompositionParameters, NoRangeFileError, load_ranges
+
+        ranges = self.ranges
+        if isinstance(ranges, str):
+            try:
+                ranges = load_ranges(ranges, item.path)
+            except NoRangeFileError as exc:
+                self.console.say(f"{item.path}: no composition: {exc.problem}")
+                return extras, f"; no composition ({exc.problem})"
+            for text in ranges.warnings:
+                self.console.error(f"warning: {text}")
+        background = bool(getattr(self.args, "background", False))
+        params = CompositionParameters(ranges.ranges, ranges.path, background=background, chunk_size=self.chunk_size)
+        note = f"; composition from {ranges.path.name}" + (" (background subtracted)" if background else "")
+        return extras + (CompositionExtra(params),), note
+
+    def report(self, item: InputFile, todo: dict[str, Path]) -> str:
         from .workflows.params import Binning, ReportParameters
         from .workflows.report import run_file_report, write_summary_json
 
-        params = ReportParameters(binning=self.binning or Binning(), chunk_size=self.chunk_size, extras=self.extras)
+        extras, note = self.file_extras(item)
+        params = ReportParameters(binning=self.binning or Binning(), chunk_size=self.chunk_size,
+                                  extras=self.extras + extras)
         label = f"{item.path.name} (summary)"
         with self.console.progress(label) as progress:
             report = run_file_report(item.path, params, progress_callback=progress, cancel=self.cancel,
@@ -412,8 +451,34 @@ class _Batch:
         if "json" in todo:
             write_summary_json(report, todo["json"])
         self.console.say("\n".join(format_report(report.to_json())))
+        composition = report.extras.get("composition")
+        if composition is not None:
+            from .workflows.composition import describe, write_composition_csv
+
+            if "composition_csv" in todo:
+                write_composition_csv(composition, todo["composition_csv"], inputs=[item.path])
+            self.console.say(f"{item.path}: {describe(composition)}")
         if "png" in todo:
             self.renderer.render(report.overview, todo["png"], title=item.path.name)
+        multihit = next((extra for extra in extras if extra.name == "multihit"), None)
+        if multihit is not None and multihit.snapshot is not None:
+            self.write_multihit(item, todo, multihit.snapshot)
+        return note
+
+    def write_multihit(self, item: InputFile, todo: dict[str, Path], snapshot) -> None:
+        """``--multihit``: the correlation CSV and figure (the JSON section came with the report)."""
+        from .workflows.multihit import write_correlation_csv
+
+        if snapshot.correlation_counts is None:
+            self.console.say(f"{item.path}: multi-hit statistics only (no mass-to-charge column to pair)")
+        elif "correlation_csv" in todo:
+            write_correlation_csv(todo["correlation_csv"], snapshot.correlation_counts, snapshot.correlation_edges,
+                                  source=item.path.name, multiplicity=snapshot.correlation_multiplicity)
+        if "correlation_png" in todo and snapshot.correlation_counts is not None:
+            self.renderer.render_multihit(snapshot, todo["correlation_png"], title=item.path.name)
+        stats = snapshot.stats
+        share = f"{100 * stats.fraction_in_multiples:.1f} % of the ions" if stats.total_ions else "no ions"
+        self.console.say(f"{item.path}: {stats.total_events:,} events, {share} in multiples")
 
 
 def _list_instruments(console: _Console) -> None:
@@ -452,6 +517,18 @@ def run_batch(args, parser) -> int:
             preset = load_builtin_preset(args.instrument).key
         except ValueError as exc:
             parser.error(f"--instrument: {exc}")
+    ranges = None
+    if getattr(args, "ranges", None):
+        from .workflows.composition import AUTO, load_ranges
+
+        try:
+            ranges = AUTO if args.ranges.lower() == AUTO else load_ranges(args.ranges)
+        except (ValueError, OSError) as exc:
+            parser.error(f"--ranges: {exc}")
+        for text in getattr(ranges, "warnings", ()):
+            console.error(f"warning: {text}")
+    elif getattr(args, "background", False):
+        parser.error("--background needs --ranges")
     items = collect_inputs(args.paths, args.recursive)
     if not items:
         console.say("no data files found in: " + ", ".join(map(str, args.paths)))
@@ -459,7 +536,7 @@ def run_batch(args, parser) -> int:
     from .reports import PngRenderer
 
     with _ctrl_c_cancels(cancel), PngRenderer() as renderer:
-        outcomes = _Batch(args, console, preset, cancel, binning, renderer, report_extras(args)).run(items)
+        outcomes = _Batch(args, console, preset, cancel, binning, renderer, report_extras(args), ranges).run(items)
     console.table(outcomes, args.dry_run)
     if any(o.status == "cancelled" for o in outcomes):
         return EXIT_CANCELLED

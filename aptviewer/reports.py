@@ -143,17 +143,26 @@ class PngRenderer:
         PlotRenderError
             If the figure could not be drawn (the child's error is in the message).
         """
+        return self._render("overview", lambda npz: save_overview_npz(overview, npz), png_path, title)
+
+    def render_multihit(self, snapshot, png_path, *, title: str = "") -> Path:
+        """Draw a multi-hit analysis (:class:`~aptviewer.core.multihit.MultihitSnapshot`) to ``png_path``."""
+        from .workflows.multihit import save_snapshot_npz
+
+        return self._render("multihit", lambda npz: save_snapshot_npz(snapshot, npz), png_path, title)
+
+    def _render(self, kind: str, save, png_path, title: str) -> Path:
         png_path = Path(png_path)
         png_path.parent.mkdir(parents=True, exist_ok=True)
         handle, npz_name = tempfile.mkstemp(prefix=f".{png_path.stem}.", suffix=".npz", dir=png_path.parent)
         os.close(handle)
         npz = Path(npz_name)
         try:
-            save_overview_npz(overview, npz)
+            save(npz)
             if self._process is None or self._process.poll() is not None:
                 self._stop()
                 self._start()
-            request = {"overview": str(npz), "output": str(png_path), "title": title}
+            request = {"kind": kind, "data": str(npz), "output": str(png_path), "title": title}
             try:
                 self._process.stdin.write(json.dumps(request) + "\n")
                 self._process.stdin.flush()

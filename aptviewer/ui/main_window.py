@@ -50,6 +50,7 @@ from .jobs import (
     make_overview_job,
     open_table,
 )
+from .multihit_view import MultihitView
 from .plots import HistoryPlot, HitMapPlot, SpectrumPlot, set_title
 from .side_panel import SidePanel, format_bytes, format_rows
 from .single_instance import attach as attach_instance
@@ -169,6 +170,10 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(overview, "Overview")
         self.tabs.addTab(self.drift_view, "TOF drift")
         self.tabs.addTab(self.correction_view, "Reflectron correction")
+        self.multihit_view = MultihitView(self.tasks, status=self._set_status)
+        self.multihit_view.readout_changed.connect(self._show_readout)
+        self.multihit_view.failed.connect(self.report_error)
+        self.tabs.addTab(self.multihit_view, "Multi-hit")
         self.tabs.setTabEnabled(2, False)
         splitter = QSplitter(Qt.Horizontal)
         splitter.addWidget(self.side_panel)
@@ -311,6 +316,7 @@ class MainWindow(QMainWindow):
         self.side_panel.summary.show_pending("Computed after the plots are complete.")
         self._label_plots(table)
         self._start_stream()
+        self.multihit_view.set_table(table, path)  # streams now if its tab is shown, else when it is
         self._update_actions()
         if self._file_note:
             self.statusBar().showMessage(self._file_note, 10_000)
@@ -328,6 +334,7 @@ class MainWindow(QMainWindow):
     def _close_current(self) -> None:
         for kind in ("stream", "drift"):
             self.tasks.cancel(kind)
+        self.multihit_view.set_table(None)
         if self.table is not None:
             self._retire_table(self.table)
         self.table = self.path = self.frame = self.summary = self.current_overview = None

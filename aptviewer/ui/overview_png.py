@@ -294,7 +294,10 @@ def render_overview_png(overview, path, *, title: str = "", size: tuple[int, int
 
 
 def serve(stdin=None, stdout=None) -> int:
-    """Draw one PNG per JSON request line of ``stdin``; answer each on ``stdout``."""
+    """Draw one PNG per JSON request line of ``stdin``; answer each on ``stdout``.
+
+    A request is ``{"kind": "overview" | "multihit", "data": NPZ, "output": PNG, "title": T}``.
+    """
     from ..reports import load_overview_npz
 
     stdin = stdin or sys.stdin
@@ -304,9 +307,16 @@ def serve(stdin=None, stdout=None) -> int:
             continue
         try:
             request = json.loads(line)
-            overview = load_overview_npz(request["overview"])
-            size = tuple(request.get("size") or DEFAULT_SIZE)
-            render_overview_png(overview, request["output"], title=request.get("title", ""), size=size)
+            if request.get("kind") == "multihit":
+                from ..workflows.multihit import load_snapshot_npz
+                from .multihit_png import render_multihit_png
+
+                render_multihit_png(load_snapshot_npz(request["data"]), request["output"],
+                                    title=request.get("title", ""))
+            else:
+                overview = load_overview_npz(request.get("data") or request["overview"])
+                size = tuple(request.get("size") or DEFAULT_SIZE)
+                render_overview_png(overview, request["output"], title=request.get("title", ""), size=size)
             answer = {"ok": True}
         except Exception as exc:  # one bad figure must not end the run's renderer
             logger.debug("rendering failed", exc_info=True)

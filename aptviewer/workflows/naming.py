@@ -1,5 +1,6 @@
 """Output names, in one place: ``<stem>_summary.json``, ``<stem>_overview.png``,
-``<stem>_corrected.h5``, ``<stem>_corrected.epos``.
+``<stem>_corrected.h5``, ``<stem>_corrected.epos``, ``<stem>_composition.csv``,
+``<stem>_correlation.csv``, ``<stem>_correlation.png``.
 
 When inputs of different formats in one run share a stem and an output folder
 (``Si.epos`` and ``Si.pos``, as IVAS / AP Suite exports arrive), each of their output
@@ -19,7 +20,8 @@ CORRECTED_SUFFIX = "_corrected"
 
 #: Output kind -> name ending.
 OUTPUT_ENDINGS = {"h5": f"{CORRECTED_SUFFIX}.h5", "epos": f"{CORRECTED_SUFFIX}.epos", "json": "_summary.json",
-                  "png": "_overview.png"}
+                  "png": "_overview.png", "composition_csv": "_composition.csv",
+                  "correlation_csv": "_correlation.csv", "correlation_png": "_correlation.png"}
 
 
 @dataclass(frozen=True)
