@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default 0 5000)")
     binning.add_argument("--tof-bin", type=float, metavar="NS", help="TOF spectrum bin width, ns (default 1)")
     binning.add_argument("--detector-bins", type=int, metavar="N", help="hit map bins per axis (default 256)")
+    cluster = parser.add_argument_group("batch on a Dask cluster (needs aptviewer[cluster])")
+    cluster.add_argument("--workers", type=int, metavar="N",
+                         help="run the batch on a local Dask cluster of N worker processes")
+    cluster.add_argument("--scheduler", metavar="ADDRESS",
+                         help="run the batch on an existing Dask cluster (e.g. tcp://head-node:8786)")
     return parser
 
 
