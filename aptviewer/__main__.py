@@ -15,6 +15,8 @@ from . import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEMO_ROWS = 2_000_000
+DEMO_VERSION = 2
+DEMO_MULTIHIT_FRACTION = 0.35
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,7 +86,8 @@ def demo_path() -> Path:
         base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
     else:
         base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "aptviewer" / "demo.epos"
+    # The name changes with what the demo holds, so an older cached demo is not reused.
+    return base / "aptviewer" / f"demo-{DEMO_VERSION}.epos"
 
 
 def ensure_demo_dataset() -> Path:
@@ -94,7 +97,9 @@ def ensure_demo_dataset() -> Path:
     path = demo_path()
     expected = DEMO_ROWS * 44
     if not path.exists() or path.stat().st_size != expected:
-        write_demo_epos(path, DEMO_ROWS)
+        # A third of the ions in multi-hit events (2-5 ions, with a dissociating molecular
+        # ion), so that the Multi-hit tab shows a real correlation histogram.
+        write_demo_epos(path, DEMO_ROWS, multihit_fraction=DEMO_MULTIHIT_FRACTION)
     return path
 
 

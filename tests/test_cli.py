@@ -51,6 +51,7 @@ def test_core_imports_without_qt():
 def test_demo_dataset_is_made_in_a_fresh_cache_folder(tmp_path, monkeypatch):
     from aptviewer.__main__ import DEMO_ROWS, ensure_demo_dataset
     from aptviewer.core import open_epos
+    from aptviewer.core.multihit import stream_multihit
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # does not exist yet
     monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "cache"))
@@ -58,4 +59,7 @@ def test_demo_dataset_is_made_in_a_fresh_cache_folder(tmp_path, monkeypatch):
     assert path.parent.is_dir() and path.stat().st_size == DEMO_ROWS * 44
     with open_epos(path) as table:
         assert table.n_rows == DEMO_ROWS
+        # Realistic multi-hit events, every one well formed (the Multi-hit tab shows no warning).
+        stats = stream_multihit(table, on_malformed="raise").stats
+    assert 0.3 < stats.fraction_in_multiples < 0.4
     assert ensure_demo_dataset() == path  # made once
