@@ -1,6 +1,6 @@
 """Benchmark ``aptviewer --batch --workers 2`` against the serial batch on this machine.
 
-Run ``python benchmarks/bench_cluster.py [--files 12] [--rows 2000000] [--repeat 3] [--plots]``.
+Run ``python benchmarks/bench_cluster.py [--files 22] [--rows 2000000] [--repeat 3] [--plots]``.
 
 Copies of a 2-million-row EPOS (enough copies that the serial batch takes about 20 s)
 are processed by the serial batch and by ``--workers 2``, alternately, each time from
@@ -57,7 +57,7 @@ def run_batch(folder: Path, extra: list[str]) -> tuple[float, float | None]:
     for path in sorted(folder.glob("*.epos")):
         warm_page_cache(path)
     start = time.perf_counter()
-    result = subprocess.run([str(APTVIEWER), "--batch", str(folder), "--quiet", *extra],
+    result = subprocess.run([str(APTVIEWER), "--batch", str(folder), *extra],
                             capture_output=True, text=True)
     wall = time.perf_counter() - start
     if result.returncode != 0:
@@ -68,7 +68,7 @@ def run_batch(folder: Path, extra: list[str]) -> tuple[float, float | None]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--files", type=int, default=12)
+    parser.add_argument("--files", type=int, default=22)
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
