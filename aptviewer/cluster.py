@@ -24,6 +24,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
+import os
 import threading
 import time
 import uuid
@@ -106,8 +107,15 @@ def connect(workers: int | None = None, scheduler: str | None = None) -> Cluster
     # PNG renderer, so threads would only compete for the GIL. memory_limit=0: the
     # nanny's limit counts the pages of memory-mapped inputs as the worker's memory and
     # would kill workers that read large files (the page cache is the OS's to manage).
+    # dashboard_address ":0": the scheduler's HTTP server (and dashboard, with bokeh) takes
+    # a free port, never a fixed one another cluster on the machine may hold.
+    # Each worker's whole-file operations get its share of the cores (not one thread per
+    # core each): on 2 cores, 2 workers x 2 threads were slower than the serial batch.
+    from .core.lazy import THREADS_ENV
+
+    share = max(1, (os.cpu_count() or 1) // int(workers))
     cluster = distributed.LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
-                                       memory_limit=0, dashboard_address=None)
+                                       memory_limit=0, dashboard_address=":0", env={THREADS_ENV: str(share)})
     client = distributed.Client(cluster)
     return ClusterRun(client, cluster, time.perf_counter() - start,
                       f"local Dask cluster of {workers} worker process{'es' * (int(workers) != 1)}")

@@ -133,7 +133,8 @@ class _Cluster:
         self.log.mkdir()
         self.procs = []
         port = self.address.rsplit(":", 1)[1]
-        self._spawn("scheduler", "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard")
+        self._spawn("scheduler", "scheduler", "--host", "127.0.0.1", "--port", port,
+                    "--dashboard-address", "127.0.0.1:0")
         for i in range(n_workers):
             self._spawn(f"worker{i}", "worker", self.address, "--nthreads", "1", "--memory-limit", "0",
                         "--no-dashboard", "--local-directory", str(tmp_path / f"w{i}"))
@@ -291,3 +292,18 @@ def test_a_file_that_fails_on_a_worker_is_reported_and_the_rest_go_on(capsys, ru
     assert "Batch finished: 2 files: 1 done, 0 skipped, 1 failed" in out
     assert (runs / "a_corrected.h5").exists() and not (runs / "positions_corrected.h5").exists()
     assert not no_partial_files(runs)
+
+
+def test_local_workers_share_the_cores_between_them():
+    from aptviewer.cluster import connect
+    from aptviewer.core.lazy import THREADS_ENV
+
+    run = connect(workers=2)
+    try:
+        caps = run.client.run(lambda: os.environ.get(THREADS_ENV))  # read in the worker
+        threads = run.client.run(lambda: __import__("aptviewer.core.lazy", fromlist=["x"]).PARALLEL_THREADS)
+    finally:
+        run.close()
+    share = str(max(1, (os.cpu_count() or 1) // 2))
+    assert sorted(caps.values()) == [share, share]
+    assert all(t == min(int(share), 4) for t in threads.values())

@@ -32,10 +32,27 @@ DEFAULT_CHUNK_SIZE = 1 << 20
 _RECORD_BLOCK = 1 << 16
 
 
+#: Environment variable that caps the threads of whole-file operations (a positive integer).
+#: A Dask worker process sets it to its share of the cores, so that several workers on one
+#: machine do not each start a thread per core.
+THREADS_ENV = "APTVIEWER_THREADS"
+
+
+def _parallel_threads() -> int:
+    threads = max(1, min(4, os.cpu_count() or 1))
+    cap = os.environ.get(THREADS_ENV, "").strip()
+    if cap:
+        try:
+            threads = min(threads, max(1, int(cap)))
+        except ValueError:
+            logger.warning("ignoring %s=%r: not a whole number of threads", THREADS_ENV, cap)
+    return threads
+
+
 # Threads used by whole-file operations (to_dataframe, the chunked_* accumulators): chunks
 # are independent and NumPy releases the GIL while it copies and bins, so a second core
 # nearly halves the time. Each thread holds one chunk, so memory stays bounded.
-PARALLEL_THREADS = max(1, min(4, os.cpu_count() or 1))
+PARALLEL_THREADS = _parallel_threads()
 
 
 def map_row_ranges(task: Callable[[int, int], object], n_rows: int, chunk_size: int) -> list:

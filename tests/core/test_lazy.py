@@ -150,3 +150,16 @@ def test_to_dataframe_reports_progress_and_can_be_cancelled(demo_epos):
         stop.set()
         with pytest.raises(OperationCancelled, match="cancelled"):
             table.to_dataframe(chunk_size=7000, cancel=stop)
+
+
+@pytest.mark.parametrize("value, expected", [("1", 1), ("", None), ("lots", None), ("0", 1)])
+def test_the_threads_of_whole_file_operations_can_be_capped(value, expected):
+    import os
+    import subprocess
+    import sys
+
+    code = "from aptviewer.core.lazy import PARALLEL_THREADS; print(PARALLEL_THREADS)"
+    env = dict(os.environ, APTVIEWER_THREADS=value)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    default = max(1, min(4, os.cpu_count() or 1))
+    assert int(out) == (default if expected is None else min(default, expected))
