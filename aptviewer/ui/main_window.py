@@ -50,6 +50,7 @@ from .jobs import (
     open_table,
 )
 from .plots import HistoryPlot, HitMapPlot, SpectrumPlot, set_title
+from .ranging import install as install_ranging
 from .side_panel import SidePanel, format_bytes, format_rows
 from .views import CorrectionView, DriftView, suggest_tof_windows
 from .tasks import TaskRunner
@@ -126,6 +127,8 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._connect_panel()
         self._update_actions()
+        #: Ranges, composition panel and ion filter (aptviewer.ui.ranging).
+        self.ranging = install_ranging(self)
 
     # ==================================================================================
     # Construction
@@ -325,6 +328,7 @@ class MainWindow(QMainWindow):
     def _close_current(self) -> None:
         for kind in ("stream", "drift"):
             self.tasks.cancel(kind)
+        self.ranging.on_file_closed()
         if self.table is not None:
             self._retire_table(self.table)
         self.table = self.path = self.frame = self.summary = self.current_overview = None
@@ -413,6 +417,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         event.acceptProposedAction()
+        paths = self.ranging.take_range_files(paths)  # range files load here; data files open below
         # Open after the drop returns, so the source application is not kept waiting.
         QTimer.singleShot(0, lambda: self.open_paths(paths))
 

@@ -1,0 +1,124 @@
+"""The ranging tasks of the window, as plain Qt-free ``job(report, cancel)`` callables.
+
+* :func:`make_range_count_job` counts the ions in each range in one pass over the
+  mass-to-charge column, reporting :class:`RangeCountProgress` snapshots as it goes, so
+  the composition panel fills in while the chunks stream.
+* :func:`make_selected_overview_job` streams the hit map and the history of the rows in
+  chosen ranges (:mod:`aptviewer.core.ion_selection`).
+
+Like :mod:`aptviewer.ui.jobs`, they compute nothing themselves.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from ..core.accumulate import iter_table_chunks
+from ..core.ion_selection import (
+    MassWindows,
+    count_in_windows,
+    selected_overview_accumulator_for,
+    stream_selected_overview,
+)
+from ..core.overview import DatasetOverview
+from ..core.progress import raise_if_cancelled
+from ..core.ranging import RangeCounter, RangeCounts, RangeSet
+from ..core.roles import find_roles
+from . import jobs
+from .jobs import OverviewSettings, history_density
+
+#: Shortest time between two reports of a job (see :data:`aptviewer.ui.jobs.REPORT_INTERVAL_S`).
+REPORT_INTERVAL_S = jobs.REPORT_INTERVAL_S
+
+
+def mass_column(source) -> str:
+    """The mass-to-charge column of ``source`` (a LazyTable or DataFrame)."""
+    columns = list(source.columns)
+    roles = find_roles(columns)
+    if "mc" not in roles:
+        path = getattr(source, "path", None) or "the table"
+        raise ValueError(f"{path} has no mass-to-charge column to count ions in; columns are {columns}")
+    return roles["mc"].name
+
+
+@dataclass(frozen=True)
+class RangeCountProgress:
+    """One report of the counting job: the counts so far over ``rows_done`` rows."""
+
+    rows_done: int
+    rows_total: int
+    elapsed_s: float
+    counts: RangeCounts
+
+
+def make_range_count_job(source, ranges: RangeSet, chunk_size: int, *, min_interval: float | None = None):
+    """Count the ions of ``source`` in each of ``ranges`` (one pass); returns the final RangeCounts."""
+    column = mass_column(source)
+    what = str(getattr(source, "path", None) or "table")
+    if min_interval is None:
+        min_interval = REPORT_INTERVAL_S
+
+    def job(report, cancel) -> RangeCounts:
+        t0 = time.perf_counter()
+        counter = RangeCounter(ranges)
+        total = len(source[column])
+        done = 0
+        last = None
+        for chunk in iter_table_chunks(source, [column], chunk_size):
+            raise_if_cancelled(cancel, what)
+            values = chunk[column]
+            counter.update(values)
+            done += len(values)
+            now = time.perf_counter()
+            if last is None or now - last >= min_interval:
+                last = now
+                report(RangeCountProgress(done, total, now - t0, counter.snapshot()))
+        raise_if_cancelled(cancel, what)
+        return counter.snapshot()
+
+    return job
+
+
+@dataclass(frozen=True)
+class SelectedOverviewProgress:
+    rows_done: int
+    rows_total: int
+    elapsed_s: float
+    overview: DatasetOverview
+    history_density: object = None
+
+
+def make_selected_overview_job(source, ranges: RangeSet, indices, settings: OverviewSettings, *,
+                               n_selected: int | None = None, min_interval: float | None = None):
+    """Stream the overview of the rows in ``ranges[i] for i in indices``; returns the DatasetOverview.
+
+    ``n_selected`` (the ions in those ranges, when a count is at hand) spares a counting pass.
+    """
+    windows = MassWindows.of_ranges(ranges, indices)
+    if min_interval is None:
+        min_interval = REPORT_INTERVAL_S
+
+    def job(report, cancel) -> DatasetOverview:
+        t0 = time.perf_counter()
+        selected = n_selected
+        if selected is None:
+            selected = count_in_windows(source, windows, chunk_size=settings.chunk_size, cancel=cancel)
+        accumulator = selected_overview_accumulator_for(
+            source, windows, selected, mc_range=settings.mc_range, mc_bin=settings.mc_bin,
+            tof_range=settings.tof_range, tof_bin=settings.tof_bin, detector_bins=settings.detector_bins,
+            history_max_points=settings.history_max_points)
+        last = None
+        for done in stream_selected_overview(source, accumulator, settings.chunk_size, cancel=cancel):
+            now = time.perf_counter()
+            if last is None or now - last >= min_interval:
+                last = now
+                overview = accumulator.snapshot()
+                report(SelectedOverviewProgress(done, accumulator.n_rows, now - t0, overview,
+                                                history_density(overview)))
+        overview = accumulator.snapshot()
+        report(SelectedOverviewProgress(overview.rows_processed, accumulator.n_rows, time.perf_counter() - t0,
+                                        overview, history_density(overview)))
+        return overview
+
+    return job
