@@ -286,10 +286,12 @@ class IsotopeSticks:
         self.plot_item = plot.plot_item
         self.items: list = []
         self.peaks: list[tuple[float, float]] = []
+        self.label = ""
 
     def show(self, peaks: list[tuple[float, float]], label: str) -> None:
         """Draw ``peaks`` ``[(m/n, height in counts)]`` with ``label`` over the tallest."""
         self.clear()
+        self.label = label
         self.peaks = [(float(x), float(h)) for x, h in peaks]
         if not self.peaks:
             return
@@ -308,6 +310,11 @@ class IsotopeSticks:
         for item in self.items:
             self.plot_item.removeItem(item)
         self.items, self.peaks = [], []
+
+    def redraw(self) -> None:
+        """Draw again (the label is placed in view coordinates, which change with the log axis)."""
+        if self.items:
+            self.show(self.peaks, self.label)
 
 
 # ---------------------------------------------------------------------------------------
@@ -373,7 +380,7 @@ class CompositionPanel(QWidget):
     ION_HEADERS_BG = ["ion", "counts", "% ± σ", "bg", "corr. % ± σ"]
     ATOM_HEADERS = ["element", "counts", "at.% ± σ"]
     ATOM_HEADERS_BG = ["element", "counts", "at.% ± σ", "corr. at.% ± σ"]
-    RANGE_HEADERS = ["from (Da)", "to (Da)", "ion", "counts"]
+    RANGE_HEADERS = ["ion", "from (Da)", "to (Da)", "counts"]
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -455,7 +462,7 @@ class CompositionPanel(QWidget):
         rows = []
         for i, r in enumerate(ranges):
             count = f"{int(counts[i]):,}" if counts is not None else ""
-            rows.append([f"{r.low:.3f}", f"{r.high:.3f}", ion_label(pretty_formula(r.ion.name), r.ion.charge), count])
+            rows.append([ion_label(pretty_formula(r.ion.name), r.ion.charge), f"{r.low:.3f}", f"{r.high:.3f}", count])
         _fill(self.ranges, self.RANGE_HEADERS, rows, [_swatch(r.ion.color) for r in ranges])
         self._colors = {ion.name: ion.color for ion in ranges.ions}
         self._labels = {ion.name: ion_label(pretty_formula(ion.name), ion.charge) for ion in ranges.ions}
@@ -674,6 +681,7 @@ class RangingController(QObject):
         self.window.file_opened.connect(self.on_file_opened)
         self.window.overview_drawn.connect(self._on_overview_drawn)
         self.window.task_ended.connect(self._on_task_ended)
+        self.window.side_panel.plot_settings.log_y_changed.connect(lambda on: self.sticks.redraw())
 
     def _update_actions(self) -> None:
         has = len(self.ranges) > 0
@@ -993,6 +1001,8 @@ class RangingController(QObject):
         if w.table is None or len(self.ranges) == 0:
             w.tasks.cancel(self.COUNT_KIND)
             self.panel.show_composition(None)
+            if len(self.ranges):
+                self.panel.progress.setText("Open a data file to count its ions in these ranges.")
             self.composition_updated.emit(False)
             return None
         source = self._source()
@@ -1184,38 +1194,28 @@ class RangingController(QObject):
 
 
 def write_composition_table(path, comp: Composition, *, data_name: str, ranges_name: str, n_ranges: int) -> Path:
-    """The composition as one CSV table: a row per ion, per element and the unranged ions.
-
-    Columns: ``kind`` (ion, element, unranged), ``name``, ``counts``, ``fraction``,
-    ``sigma`` and, with a background, the corrected columns. The first line names the data
-    file and the ranges.
-    """
+    """The composition as one CSV table: :meth:`Composition.to_frame` (a row per ion and per
+    element) plus a row of the unranged ions; the first line names the data and the ranges."""
     from .export import _write_csv
 
-    corrected = comp.background is not None and "fraction_corrected" in comp.ionic.columns
-    header = ["kind", "name", "counts", "fraction", "sigma"]
-    if corrected:
-        header += ["background", "counts_corrected", "fraction_corrected", "sigma_corrected"]
-    rows = []
+    frame = comp.to_frame()
+    header = list(frame.columns)
 
-    def cells(row, names):
-        return [repr(float(row[n])) if n in row and row[n] == row[n] else "" for n in names]
+    def cell(value):
+        if isinstance(value, (float, np.floating)):
+            return repr(float(value)) if np.isfinite(value) else ""
+        return value.item() if isinstance(value, np.generic) else value
 
-    extra = ["background", "counts_corrected", "fraction_corrected", "sigma_corrected"]
-    for _, row in comp.ionic.iterrows():
-        rows.append(["ion", _name_of(row["ion"]), int(row["counts"]), *cells(row, ["fraction", "sigma"])]
-                    + (cells(row, extra) if corrected else []))
-    for _, row in comp.atomic.iterrows():
-        rows.append(["element", str(row["element"]), repr(float(row["counts"])), *cells(row, ["fraction", "sigma"])]
-                    + (cells(row, extra) if corrected else []))
-    rows.append(["unranged", "", int(comp.unranged), "", ""] + ([""] * 4 if corrected else []))
-    # No commas: the comment must stay one unquoted '#' line for CSV readers to skip it.
+    rows = [[cell(v) for v in row] for row in frame.itertuples(index=False)]
+    rows.append(["unranged", "", int(comp.unranged)] + [""] * (len(header) - 3))
     comment = (f"composition of {data_name} with {n_ranges} ranges from {ranges_name}; {comp.total} ions; "
                f"sigma = sqrt(f (1 - f) / N)")
     if comp.background is not None:
-        comment += f"; background A/sqrt(m) with A = {comp.background.amplitude!r}"
-    comment = comment.replace(",", ";")
-    return _write_csv(path, comment, header, rows)
+        comment += f"; background A/sqrt(m) per Da with A = {comp.background.amplitude!r}"
+    if comp.unknown_ions:
+        comment += f"; not in the atomic rows (unknown species): {' '.join(comp.unknown_ions)}"
+    # No commas: the comment must stay one unquoted '#' line for CSV readers to skip it.
+    return _write_csv(path, comment.replace(",", ";"), header, rows)
 
 
 def install(window) -> RangingController:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ..core.accumulate import iter_table_chunks
 from ..core.ion_selection import (
     MassWindows,
     count_in_windows,
@@ -22,24 +21,12 @@ from ..core.ion_selection import (
     stream_selected_overview,
 )
 from ..core.overview import DatasetOverview
-from ..core.progress import raise_if_cancelled
-from ..core.ranging import RangeCounter, RangeCounts, RangeSet
-from ..core.roles import find_roles
+from ..core.ranging import RangeCounter, RangeCounts, RangeSet, mass_column, stream_column
 from . import jobs
 from .jobs import OverviewSettings, history_density
 
 #: Shortest time between two reports of a job (see :data:`aptviewer.ui.jobs.REPORT_INTERVAL_S`).
 REPORT_INTERVAL_S = jobs.REPORT_INTERVAL_S
-
-
-def mass_column(source) -> str:
-    """The mass-to-charge column of ``source`` (a LazyTable or DataFrame)."""
-    columns = list(source.columns)
-    roles = find_roles(columns)
-    if "mc" not in roles:
-        path = getattr(source, "path", None) or "the table"
-        raise ValueError(f"{path} has no mass-to-charge column to count ions in; columns are {columns}")
-    return roles["mc"].name
 
 
 @dataclass(frozen=True)
@@ -53,7 +40,13 @@ class RangeCountProgress:
 
 
 def make_range_count_job(source, ranges: RangeSet, chunk_size: int, *, min_interval: float | None = None):
-    """Count the ions of ``source`` in each of ``ranges`` (one pass); returns the final RangeCounts."""
+    """Count the ions of ``source`` in each of ``ranges`` (one pass); returns the final RangeCounts.
+
+    The pass is the core's :func:`~aptviewer.core.ranging.stream_column` (what
+    :func:`~aptviewer.core.ranging.range_counts` runs); between chunks the job reports a
+    snapshot of the counter so far. Raises ``KeyError`` now if ``source`` has no
+    mass-to-charge column.
+    """
     column = mass_column(source)
     what = str(getattr(source, "path", None) or "table")
     if min_interval is None:
@@ -62,19 +55,16 @@ def make_range_count_job(source, ranges: RangeSet, chunk_size: int, *, min_inter
     def job(report, cancel) -> RangeCounts:
         t0 = time.perf_counter()
         counter = RangeCounter(ranges)
-        total = len(source[column])
-        done = 0
-        last = None
-        for chunk in iter_table_chunks(source, [column], chunk_size):
-            raise_if_cancelled(cancel, what)
-            values = chunk[column]
-            counter.update(values)
-            done += len(values)
+        last = [None]
+
+        def progress(done, total):
             now = time.perf_counter()
-            if last is None or now - last >= min_interval:
-                last = now
+            if done and done < total and (last[0] is None or now - last[0] >= min_interval):
+                last[0] = now
                 report(RangeCountProgress(done, total, now - t0, counter.snapshot()))
-        raise_if_cancelled(cancel, what)
+
+        stream_column(source, column, [counter], chunk_size=chunk_size, cancel=cancel, progress_callback=progress,
+                      what=what)
         return counter.snapshot()
 
     return job

@@ -264,6 +264,31 @@ def test_a_burst_of_edits_costs_one_pass(qtbot, window, data):
     assert len(ranging.ranges) == 3
 
 
+def test_del_in_the_ranges_tab_deletes_the_selected_range(qtbot, window, data):
+    _, rrng = data
+    ranging = window.ranging
+    ranging.load_ranges(rrng)
+    table = ranging.panel.ranges
+    ranging.panel.tabs.setCurrentWidget(table)
+    table.selectRow(1)
+    table.setFocus()
+    qtbot.keyClick(table, Qt.Key_Delete)
+    assert [r.ion.name for r in ranging.ranges] == ["H", "Al", "Al"]
+    assert table.rowCount() == 3
+    ranging.undo_action.trigger()
+    assert [r.ion.name for r in ranging.ranges] == ["H", "Mg", "Al", "Al"]
+
+
+def test_closing_the_file_keeps_the_ranges_and_clears_the_composition(qtbot, window, data):
+    path, rrng = data
+    window.ranging.load_ranges(rrng)
+    open_and_count(qtbot, window, path)
+    window.close_file()
+    assert window.ranging.composition is None and window.ranging.panel.ions.rowCount() == 0
+    assert len(window.ranging.ranges) == 4 and window.ranging.panel.ranges.rowCount() == 4
+    assert not window.ranging.export_action.isEnabled()
+
+
 def _move_edge(band, which, value):
     line = band.lines[which]
     line.setValue(value)
