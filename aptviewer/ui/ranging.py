@@ -237,7 +237,11 @@ class SpectrumMouse(pg.GraphicsObject):
         self.last_click_x: float | None = None
         self._dragging = False
         self._preview = None
-        self.setZValue(-20)
+        # pyqtgraph offers a drag to the items under the press by descending z, summed over
+        # parents: above the view box's own z (which would pan), it is asked first and lets
+        # the drags it does not want through. Band edges are asked before it (they claim
+        # drags while hovered) unless Shift or the add mode claims them here first.
+        self.setZValue(5)
         self.vb.addItem(self, ignoreBounds=True)
         self.vb.sigRangeChanged.connect(lambda *a: self.prepareGeometryChange())
         self.vb.sigResized.connect(lambda *a: self.prepareGeometryChange())
@@ -248,9 +252,16 @@ class SpectrumMouse(pg.GraphicsObject):
     def paint(self, painter, *args) -> None:
         pass
 
+    def _wants(self, modifiers) -> bool:
+        return self.add_mode or bool(modifiers & Qt.ShiftModifier)
+
+    def hoverEvent(self, ev) -> None:
+        if not ev.isExit() and self._wants(ev.modifiers()):
+            ev.acceptDrags(Qt.LeftButton)
+
     def mouseDragEvent(self, ev) -> None:
         if ev.isStart():
-            wanted = ev.button() == Qt.LeftButton and (self.add_mode or bool(ev.modifiers() & Qt.ShiftModifier))
+            wanted = ev.button() == Qt.LeftButton and self._wants(ev.modifiers())
             if not wanted:
                 ev.ignore()
                 return

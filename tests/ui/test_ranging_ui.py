@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from aptviewer.core import open_epos
@@ -104,6 +105,26 @@ def drag(mouse, low, high, modifiers=Qt.ShiftModifier) -> bool:
         if not event.accepted:
             return False
     return True
+
+
+def mouse_drag(plot, x0, x1, y=2.0):
+    """A real mouse drag on ``plot`` from m/n ``x0`` to ``x1`` (at log10 counts ``y``), with
+    pauses so that pyqtgraph's move rate limit does not drop the moves."""
+    vb = plot.plot_item.vb
+
+    def at(x):
+        return plot.mapFromScene(vb.mapViewToScene(QPointF(x, y)))
+
+    viewport = plot.viewport()
+    start, end = at(x0), at(x1)
+    QTest.mouseMove(viewport, start)
+    QTest.qWait(20)
+    QTest.mousePress(viewport, Qt.LeftButton, Qt.NoModifier, start)
+    for i in range(1, 9):
+        QTest.mouseMove(viewport, QPoint(start.x() + (end.x() - start.x()) * i // 8, start.y()))
+        QTest.qWait(15)
+    QTest.mouseRelease(viewport, Qt.LeftButton, Qt.NoModifier, end)
+    QTest.qWait(20)
 
 
 # ---------------------------------------------------------------------------------------
@@ -207,6 +228,33 @@ def test_adding_a_range_by_drag_and_saving_gives_an_rrng_that_reads_back(qtbot, 
     back = read_ranges(saved)
     assert [(r.low, r.high, r.ion.name, r.ion.elements) for r in back] == \
         [(r.low, r.high, r.ion.name, r.ion.elements) for r in ranging.ranges]
+
+
+def test_real_mouse_drags_add_a_range_in_add_mode_and_move_a_band_edge(qtbot, window, data):
+    path, rrng = data
+    ranging = window.ranging
+    ranging.load_ranges(rrng)
+    open_and_count(qtbot, window, path)
+    plot = window.plots["mass"]
+    plot.plot_item.vb.setRange(xRange=(10.0, 16.0), padding=0)
+    QApplication.processEvents()
+    # Without the add mode (and without Shift) a drag pans the view.
+    mouse_drag(plot, 14.5, 15.0)
+    assert ranging.add_dialog is None
+    assert plot.plot_item.vb.viewRange()[0][0] < 10.0
+    plot.plot_item.vb.setRange(xRange=(10.0, 16.0), padding=0)
+    ranging.add_mode_action.setChecked(True)
+    mouse_drag(plot, 14.4, 14.6)
+    dialog = ranging.add_dialog
+    assert dialog is not None
+    assert dialog.low.value() == pytest.approx(14.4, abs=0.05) and dialog.high.value() == pytest.approx(14.6, abs=0.05)
+    dialog.reject()
+    ranging.add_mode_action.setChecked(False)
+    # Grabbing Mg's upper edge (12.1) and dragging it to the right moves the range.
+    with wait_count(qtbot, window):
+        mouse_drag(plot, 12.1, 12.3)
+    low, high = ranging.ranges[1].low, ranging.ranges[1].high
+    assert low == pytest.approx(11.9) and high == pytest.approx(12.3, abs=0.05)
 
 
 def test_the_dialog_refuses_a_range_that_overlaps_another(qtbot, window, data):
