@@ -25,14 +25,26 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QColor, QFont, QFontMetrics, QIcon, QKeySequence, QPixmap, QUndoCommand, QUndoStack
+from PySide6.QtCore import QObject, QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QAction,
+    QColor,
+    QFont,
+    QFontMetrics,
+    QIcon,
+    QKeySequence,
+    QPen,
+    QPixmap,
+    QUndoCommand,
+    QUndoStack,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QDialog,
     QDockWidget,
     QFileDialog,
+    QGraphicsItem,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -93,154 +105,199 @@ def _name_of(value) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-class RangeBand(pg.LinearRegionItem):
-    """The band of one range: its edges can be dragged; its body lets drags through."""
-
-    #: (band, screen position) on a right click.
-    context_requested = Signal(object, object)
-
-    def __init__(self, index: int, mass_range: MassRange):
-        color = QColor(mass_range.ion.color)
-        fill = QColor(color)
-        fill.setAlpha(BAND_ALPHA)
-        hover = QColor(color)
-        hover.setAlpha(BAND_ALPHA + 40)
-        edge = QColor(color)
-        edge.setAlpha(190)
-        super().__init__((mass_range.low, mass_range.high), brush=pg.mkBrush(fill), hoverBrush=pg.mkBrush(hover),
-                         pen=pg.mkPen(edge, width=1), hoverPen=pg.mkPen(color.darker(130), width=3),
-                         movable=True, swapMode="block")
-        self.index = index
-        self.mass_range = mass_range
-        for line in self.lines:
-            line.setCursor(Qt.SizeHorCursor)
-
-    def mouseDragEvent(self, ev) -> None:
-        # Only the edges move a range: a drag inside a band pans the view or adds a range.
-        ev.ignore()
-
-    def hoverEvent(self, ev) -> None:
-        self.setMouseHover(not ev.isExit())
-
-    def mouseClickEvent(self, ev) -> None:
-        if ev.button() == Qt.RightButton:
-            ev.accept()
-            self.context_requested.emit(self, ev.screenPos())
-        else:
-            ev.ignore()
-
-
 class RangeBands(QObject):
-    """The bands and ion labels of a :class:`RangeSet` on a :class:`SpectrumPlot`.
+    """The ranges on a :class:`SpectrumPlot`: fills, edges and ion labels.
 
-    The items are rebuilt only when the ranges change; while a stream redraws the
-    spectrum they stay as they are, and moving the view only re-places the labels.
+    Everything is painted by one item (:class:`_BandsPainter`) that Qt caches as a pixmap:
+    while a stream redraws the spectrum the bands cost one blit, however many there are;
+    the cache is redrawn only when the view or the ranges change. Labels are laid out in
+    pixels at paint time, in up to ``LABEL_ROWS`` rows so that neighbours never overlap.
+    Mouse input (edge drags, right clicks) comes through :class:`SpectrumMouse`.
     """
 
-    #: (index, low, high) after the user dragged an edge of band ``index``.
+    #: (index, low, high) after the user dragged an edge of range ``index``.
     band_moved = Signal(int, float, float)
-    #: (index, screen position)
+    #: (index, screen position) on a right click inside range ``index``.
     context_requested = Signal(int, object)
+
+    #: How close (pixels) the mouse must be to an edge to grab it.
+    GRAB_PX = 5
 
     def __init__(self, plot):
         super().__init__()
         self.plot = plot
         self.vb = plot.plot_item.vb
-        self.bands: list[RangeBand] = []
-        self.labels: list[pg.TextItem] = []
-        self._font = QFont()
-        self._font.setPointSizeF(8.5)
-        self._metrics = QFontMetrics(self._font)
-        self.vb.sigRangeChanged.connect(self._layout)
-        self.vb.sigResized.connect(self._layout)
+        self.ranges: RangeSet = empty_ranges()
+        self.font = QFont()
+        self.font.setPointSizeF(8.5)
+        self.metrics = QFontMetrics(self.font)
+        #: (index, edge 0 or 1, m/n) of an edge being dragged; drawn there until released.
+        self.moving: tuple[int, int, float] | None = None
+        #: (index, edge) under the mouse, drawn thicker.
+        self.hovered: tuple[int, int] | None = None
+        #: Texts of the labels drawn at the last paint, left to right.
+        self.drawn_labels: list[str] = []
+        self.painter_item = _BandsPainter(self)
+        self.painter_item.setZValue(-10)   # under the spectrum's curve
+        self.vb.addItem(self.painter_item, ignoreBounds=True)
 
     def set_ranges(self, ranges: RangeSet) -> None:
-        for item in self.bands + self.labels:
-            self.vb.removeItem(item)
-        self.bands, self.labels = [], []
-        for index, mass_range in enumerate(ranges):
-            band = RangeBand(index, mass_range)
-            band.setZValue(-10)   # under the spectrum's curve
-            band.sigRegionChangeFinished.connect(self._on_band_moved)
-            band.context_requested.connect(lambda b, pos: self.context_requested.emit(b.index, pos))
-            self.vb.addItem(band, ignoreBounds=True)
-            ion = mass_range.ion
-            label = pg.TextItem(ion_label(pretty_formula(ion.name), ion.charge), color=QColor(ion.color).darker(160),
-                                anchor=(0.5, 0.0), fill=pg.mkBrush(255, 255, 255, 190))
-            label.setFont(self._font)
-            label.setZValue(20)
-            label.setToolTip(f"{ion.name} [{mass_range.low:.3f}, {mass_range.high:.3f}) Da")
-            self.vb.addItem(label, ignoreBounds=True)
-            self.bands.append(band)
-            self.labels.append(label)
-        self._layout()
+        self.ranges = ranges
+        self._labels = [ion_label(pretty_formula(r.ion.name), r.ion.charge) for r in ranges]
+        self._colors = [QColor(r.ion.color) for r in ranges]
+        self.moving = self.hovered = None
+        self.painter_item.update()
 
-    def _on_band_moved(self, band: RangeBand) -> None:
-        low, high = band.getRegion()
-        if (low, high) != (band.mass_range.low, band.mass_range.high):
-            self.band_moved.emit(band.index, float(low), float(high))
+    def bounds(self, index: int) -> tuple[float, float]:
+        """Where range ``index`` is drawn (its bounds, or the dragged ones)."""
+        r = self.ranges[index]
+        low, high = r.low, r.high
+        if self.moving is not None and self.moving[0] == index:
+            low, high = (self.moving[2], high) if self.moving[1] == 0 else (low, self.moving[2])
+        return low, high
 
-    def restore(self, index: int) -> None:
-        """Put band ``index`` back where its range is (after a refused move)."""
-        band = self.bands[index]
-        band.blockSignals(True)
-        band.setRegion((band.mass_range.low, band.mass_range.high))
-        band.blockSignals(False)
-        self._layout()
+    def visible_ranges(self) -> list[MassRange]:
+        """The ranges drawn in the current view."""
+        (x0, x1), _ = self.vb.viewRange()
+        return [r for r in self.ranges if r.high > x0 and r.low < x1]
 
-    def visible_bands(self) -> list[RangeBand]:
-        return [band for band in self.bands if band.isVisible()]
+    def fill_color(self, index: int) -> QColor:
+        color = QColor(self._colors[index])
+        color.setAlpha(BAND_ALPHA)
+        return color
 
-    def _layout(self, *args) -> None:
-        """Show the bands in view; place their labels at the top, in up to LABEL_ROWS rows so
-        that neighbours never overlap (a label that fits in no row is left out)."""
-        if not self.bands:
-            return
-        (x0, x1), (y0, y1) = self.vb.viewRange()
-        px_w, px_h = self.vb.viewPixelSize()
-        if not (px_w > 0 and px_h > 0):
-            return
-        row_ends: list[float] = []
-        line_height = self._metrics.height() + 3
-        for band, label in zip(self.bands, self.labels):
-            low, high = band.mass_range.low, band.mass_range.high
-            shown = high > x0 and low < x1
-            band.setVisible(shown)
-            if not shown:
-                label.setVisible(False)
+    def edge_at(self, x: float) -> tuple[int, int] | None:
+        """The edge ``(index, 0 low | 1 high)`` within GRAB_PX pixels of m/n ``x``, nearest first."""
+        px = self.vb.viewPixelSize()[0]
+        if not px > 0:
+            return None
+        best, best_distance = None, self.GRAB_PX * px
+        for index, r in enumerate(self.ranges):
+            for which, value in enumerate((r.low, r.high)):
+                distance = abs(value - x)
+                if distance <= best_distance:
+                    best, best_distance = (index, which), distance
+        return best
+
+    def range_at(self, x: float) -> int | None:
+        return self.ranges.index_of(x) if len(self.ranges) else None
+
+    def set_hovered(self, edge) -> None:
+        if edge != self.hovered:
+            self.hovered = edge
+            self.painter_item.update()
+
+    def drag_edge(self, index: int, which: int, value: float, *, finished: bool = True) -> None:
+        """Show edge ``which`` of range ``index`` at ``value``; once ``finished``, ask to move it."""
+        self.moving = (index, which, float(value))
+        self.painter_item.update()
+        if finished:
+            low, high = self.bounds(index)
+            self.moving = None
+            self.painter_item.update()
+            r = self.ranges[index]
+            if (low, high) != (r.low, r.high):
+                self.band_moved.emit(index, float(low), float(high))
+
+    def restore(self, index: int | None = None) -> None:
+        """Draw the ranges where they are (after a refused move)."""
+        self.moving = None
+        self.painter_item.update()
+
+
+class _BandsPainter(pg.GraphicsObject):
+    """Paints the fills, edges and labels of :class:`RangeBands` (no mouse input)."""
+
+    def __init__(self, bands: RangeBands):
+        super().__init__()
+        self.bands = bands
+        self.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+        self.setAcceptHoverEvents(False)
+        self.setAcceptedMouseButtons(Qt.NoButton)
+        bands.vb.sigRangeChanged.connect(lambda *a: self.prepareGeometryChange())
+        bands.vb.sigResized.connect(lambda *a: self.prepareGeometryChange())
+
+    def boundingRect(self):
+        return self.bands.vb.viewRect()
+
+    def paint(self, painter, *args) -> None:
+        bands = self.bands
+        view = bands.vb.viewRect()
+        top, height = view.top(), view.height()
+        x0, x1 = view.left(), view.right()
+        shown = []
+        painter.setPen(Qt.NoPen)
+        for index in range(len(bands.ranges)):
+            low, high = bands.bounds(index)
+            if high <= x0 or low >= x1:
                 continue
-            centre = min(max((low + high) / 2, x0), x1)
-            width = (self._metrics.horizontalAdvance(label.textItem.toPlainText()) + 10) * px_w
+            shown.append((index, low, high))
+            painter.setBrush(bands.fill_color(index))
+            painter.drawRect(QRectF(low, top, high - low, height))
+        for index, low, high in shown:
+            color = QColor(bands._colors[index])
+            color.setAlpha(200)
+            for which, value in enumerate((low, high)):
+                wide = bands.hovered == (index, which) or (bands.moving is not None and bands.moving[:2] == (index, which))
+                pen = QPen(color.darker(130) if wide else color, 3 if wide else 1)
+                pen.setCosmetic(True)
+                painter.setPen(pen)
+                painter.drawLine(QPointF(value, top), QPointF(value, top + height))
+        # Labels in pixels: centred over their band, in the first row where they fit.
+        transform = painter.transform()
+        painter.resetTransform()
+        painter.setFont(bands.font)
+        line_height = bands.metrics.height() + 3
+        row_ends: list[float] = []
+        drawn = []
+        for index, low, high in shown:
+            text = bands._labels[index]
+            centre = transform.map(QPointF((max(low, x0) + min(high, x1)) / 2, view.bottom())).x()
+            y_top = min(transform.map(QPointF(x0, view.bottom())).y(), transform.map(QPointF(x0, top)).y())
+            width = bands.metrics.horizontalAdvance(text) + 8
             left = centre - width / 2
             row = next((r for r, end in enumerate(row_ends) if end <= left), len(row_ends))
             if row >= LABEL_ROWS:
-                label.setVisible(False)
                 continue
             if row == len(row_ends):
                 row_ends.append(0.0)
-            row_ends[row] = left + width
-            label.setPos(centre, y1 - (3 + row * line_height) * px_h)
-            label.setVisible(True)
+            row_ends[row] = left + width + 2
+            box = QRectF(left, y_top + 3 + row * line_height, width, line_height - 2)
+            painter.setPen(Qt.NoPen)
+            painter.setBrush(QColor(255, 255, 255, 200))
+            painter.drawRoundedRect(box, 3, 3)
+            painter.setPen(QColor(bands._colors[index]).darker(170))
+            painter.drawText(box, Qt.AlignCenter, text)
+            drawn.append(text)
+        painter.setTransform(transform)
+        bands.drawn_labels = drawn
 
 
 class SpectrumMouse(pg.GraphicsObject):
-    """An invisible item under the bands that takes left drags meant to add a range
-    (with Shift, or always in "Add ranges" mode) and notes where a right click was."""
+    """An invisible item over the spectrum that takes the mouse input of ranging.
 
-    #: (low, high) of a finished drag.
+    * A left drag with Shift, or any left drag in "Add ranges" mode, adds a range.
+    * A left drag that starts on a range's edge moves that edge.
+    * A right click inside a range opens its menu; elsewhere the view box's menu (with
+      "Identify peak") opens, and the click's m/n is remembered for it.
+    Every other drag and click goes on to the view box (pan, zoom, menu).
+    """
+
+    #: (low, high) of a finished add-drag.
     drag_finished = Signal(float, float)
 
-    def __init__(self, plot):
+    def __init__(self, plot, bands: RangeBands):
         super().__init__()
         self.vb = plot.plot_item.vb
+        self.bands = bands
         self.add_mode = False
         self.last_click_x: float | None = None
-        self._dragging = False
+        self._drag: str | None = None           # 'add' or 'edge' while dragging
+        self._edge: tuple[int, int] | None = None
         self._preview = None
         # pyqtgraph offers a drag to the items under the press by descending z, summed over
-        # parents: above the view box's own z (which would pan), it is asked first and lets
-        # the drags it does not want through. Band edges are asked before it (they claim
-        # drags while hovered) unless Shift or the add mode claims them here first.
+        # parents: above the view box's own z (which would pan), this item is asked first
+        # and lets the drags it does not want through.
         self.setZValue(5)
         self.vb.addItem(self, ignoreBounds=True)
         self.vb.sigRangeChanged.connect(lambda *a: self.prepareGeometryChange())
@@ -252,41 +309,73 @@ class SpectrumMouse(pg.GraphicsObject):
     def paint(self, painter, *args) -> None:
         pass
 
-    def _wants(self, modifiers) -> bool:
+    def _wants_add(self, modifiers) -> bool:
         return self.add_mode or bool(modifiers & Qt.ShiftModifier)
 
     def hoverEvent(self, ev) -> None:
-        if not ev.isExit() and self._wants(ev.modifiers()):
+        if ev.isExit():
+            self.bands.set_hovered(None)
+            self.unsetCursor()
+            return
+        if self._wants_add(ev.modifiers()):
             ev.acceptDrags(Qt.LeftButton)
+            self.bands.set_hovered(None)
+            self.setCursor(Qt.CrossCursor)
+            return
+        edge = self.bands.edge_at(ev.pos().x())
+        self.bands.set_hovered(edge)
+        if edge is not None:
+            ev.acceptDrags(Qt.LeftButton)
+            self.setCursor(Qt.SizeHorCursor)
+        else:
+            self.unsetCursor()
 
     def mouseDragEvent(self, ev) -> None:
         if ev.isStart():
-            wanted = ev.button() == Qt.LeftButton and self._wants(ev.modifiers())
-            if not wanted:
+            self._drag = None
+            if ev.button() == Qt.LeftButton:
+                if self._wants_add(ev.modifiers()):
+                    self._drag = "add"
+                    self._preview = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(90, 90, 90, 50),
+                                                        pen=pg.mkPen("#555555", style=Qt.DashLine))
+                    self._preview.setZValue(-5)
+                    self.vb.addItem(self._preview, ignoreBounds=True)
+                else:
+                    self._edge = self.bands.edge_at(ev.buttonDownPos().x())
+                    if self._edge is not None:
+                        self._drag = "edge"
+            if self._drag is None:
                 ev.ignore()
                 return
-            self._dragging = True
-            self._preview = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(90, 90, 90, 50),
-                                                pen=pg.mkPen("#555555", style=Qt.DashLine))
-            self._preview.setZValue(-5)
-            self.vb.addItem(self._preview, ignoreBounds=True)
-        elif not self._dragging:
+        elif self._drag is None:
             ev.ignore()
             return
         ev.accept()
-        a, b = ev.buttonDownPos().x(), ev.pos().x()
-        low, high = min(a, b), max(a, b)
+        x = float(ev.pos().x())
+        if self._drag == "edge":
+            index, which = self._edge
+            self.bands.drag_edge(index, which, x, finished=ev.isFinish())
+            if ev.isFinish():
+                self._drag = self._edge = None
+            return
+        a = float(ev.buttonDownPos().x())
+        low, high = min(a, x), max(a, x)
         self._preview.setRegion((low, high))
         if ev.isFinish():
             self.vb.removeItem(self._preview)
             self._preview = None
-            self._dragging = False
+            self._drag = None
             if high > low:
-                self.drag_finished.emit(float(low), float(high))
+                self.drag_finished.emit(low, high)
 
     def mouseClickEvent(self, ev) -> None:
         if ev.button() == Qt.RightButton:
             self.last_click_x = float(ev.pos().x())
+            index = self.bands.range_at(self.last_click_x)
+            if index is not None:
+                ev.accept()
+                self.bands.context_requested.emit(index, ev.screenPos())
+                return
         ev.ignore()  # the view box shows its context menu (with "Identify peak")
 
 
@@ -607,7 +696,7 @@ class RangingController(QObject):
         plot = window.plots["mass"]
         self.plot = plot
         self.bands = RangeBands(plot)
-        self.mouse = SpectrumMouse(plot)
+        self.mouse = SpectrumMouse(plot, self.bands)
         self.sticks = IsotopeSticks(plot)
         self.panel = CompositionPanel()
         self.dock = QDockWidget("Composition", window)
