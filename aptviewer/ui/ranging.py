@@ -62,7 +62,7 @@ from PySide6.QtWidgets import (
 from ..core.composition import Composition, composition, fit_background
 from ..core.errors import DataFormatError
 from ..core.isotopes import candidate_ions, isotope_pattern
-from ..core.ranging import Ion, MassRange, RangeError, RangeSet, read_ranges, write_rrng
+from ..core.ranging import MassRange, RangeError, RangeSet, read_ranges, write_rrng
 from .jobs import history_density
 from .plots import LOG_FLOOR, set_title
 from .range_dialog import AddRangeDialog, IdentifyPeakDialog, NewRange, ion_label, pretty_formula
@@ -238,7 +238,8 @@ class _BandsPainter(pg.GraphicsObject):
             color = QColor(bands._colors[index])
             color.setAlpha(200)
             for which, value in enumerate((low, high)):
-                wide = bands.hovered == (index, which) or (bands.moving is not None and bands.moving[:2] == (index, which))
+                grabbed = bands.moving is not None and bands.moving[:2] == (index, which)
+                wide = grabbed or bands.hovered == (index, which)
                 pen = QPen(color.darker(130) if wide else color, 3 if wide else 1)
                 pen.setCosmetic(True)
                 painter.setPen(pen)
@@ -401,7 +402,8 @@ class IsotopeSticks:
         tops = self.plot_item.plot([x for x, _ in self.peaks], [max(h, LOG_FLOOR) for _, h in self.peaks], pen=None,
                                    symbol="t1", symbolSize=9, symbolBrush=pg.mkBrush("#e67e22"), symbolPen=None)
         x_top, h_top = max(self.peaks, key=lambda p: p[1])
-        text = pg.TextItem(f"{label} (expected)", color="#a04000", anchor=(0.0, 1.0), fill=pg.mkBrush(255, 255, 255, 200))
+        text = pg.TextItem(f"{label} (expected)", color="#a04000", anchor=(0.0, 1.0),
+                           fill=pg.mkBrush(255, 255, 255, 200))
         text.setPos(x_top, math.log10(max(h_top, LOG_FLOOR)) if self.plot_item.ctrl.logYCheck.isChecked() else h_top)
         self.plot_item.addItem(text, ignoreBounds=True)
         self.items = [sticks, tops, text]
@@ -491,7 +493,8 @@ class CompositionPanel(QWidget):
         self.progress = QLabel("")
         self.progress.setStyleSheet("color: #555;")
         self.ions = _table(self.ION_HEADERS, multi=True)
-        self.ions.setToolTip("Select one or more ions, then 'Show selected only' to see where they are")
+        self.ions.setToolTip("Select one or more ions, then 'Show selected ions only' (or double-click an ion) "
+                             "to see where they are in the hit map and the history")
         self.atoms = _table(self.ATOM_HEADERS)
         self.ranges = _table(self.RANGE_HEADERS)
         self.ranges.setToolTip("Del deletes the selected range; drag a band's edge on the spectrum to move it")
@@ -538,6 +541,7 @@ class CompositionPanel(QWidget):
         layout.addLayout(bottom)
 
         self.ions.itemSelectionChanged.connect(self._on_ion_selection)
+        self.ions.itemDoubleClicked.connect(lambda item: self.filter_requested.emit(self.selected_ions()))
         self.filter_button.clicked.connect(lambda: self.filter_requested.emit(self.selected_ions()))
         self.all_button.clicked.connect(self.filter_cleared)
         self.background.toggled.connect(self.background_toggled)

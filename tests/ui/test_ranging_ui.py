@@ -11,7 +11,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from aptviewer.core import open_epos
-from aptviewer.core.composition import composition
+from aptviewer.core.composition import composition, fit_background
 from aptviewer.core.demo import write_demo_epos
 from aptviewer.core.ranging import range_counts, read_ranges
 from aptviewer.core.readers import EPOS_DTYPE
@@ -174,6 +174,32 @@ def test_composition_panel_equals_the_core_at_the_end_of_the_stream(qtbot, windo
         assert panel.ions.item(row, 2).text() == format_percent(ion["fraction"], ion["sigma"])
     assert panel.atoms.rowCount() == len(expected.atomic)
     assert f"{expected.unranged:,}" in panel.unranged.text()
+
+
+def test_background_on_shows_the_cores_corrected_composition(qtbot, window, data):
+    path, rrng = data
+    ranging = window.ranging
+    ranging.load_ranges(rrng)
+    open_and_count(qtbot, window, path)
+    panel = ranging.panel
+    assert panel.background.isEnabled()
+    with wait_count(qtbot, window):
+        panel.background.setChecked(True)
+    overview = window.current_overview
+    model = fit_background(overview.mc_counts, overview.mc_edges, ranging.ranges)
+    with open_epos(path) as table:
+        expected = composition(range_counts(table, ranging.ranges), background=model)
+    pd.testing.assert_frame_equal(ranging.composition.ionic, expected.ionic)
+    pd.testing.assert_frame_equal(ranging.composition.atomic, expected.atomic)
+    headers = [panel.ions.horizontalHeaderItem(c).text() for c in range(panel.ions.columnCount())]
+    assert headers[-1].startswith("corr.")
+    assert panel.ions.item(0, len(headers) - 1).text() == format_percent(expected.ionic["fraction_corrected"][0],
+                                                                         expected.ionic["sigma_corrected"][0])
+    assert "A/√m" in panel.background_note.text()
+    with wait_count(qtbot, window):
+        panel.background.setChecked(False)
+    assert "fraction_corrected" not in ranging.composition.ionic.columns
+    assert panel.ions.columnCount() == 3
 
 
 def test_the_panel_fills_in_while_the_count_streams(qtbot, window, data, monkeypatch):
@@ -427,7 +453,8 @@ def test_filtering_by_an_ion_gives_the_hit_map_of_the_selected_rows(qtbot, windo
     chosen = ((mc >= 13.3) & (mc < 13.75)) | ((mc >= 26.8) & (mc < 27.4))
     hitmap = window.plots["hitmap"]
     x_edges, y_edges = hitmap.edges
-    expected, _, _ = np.histogram2d(records["det_x (mm)"][chosen], records["det_y (mm)"][chosen], bins=(x_edges, y_edges))
+    expected, _, _ = np.histogram2d(records["det_x (mm)"][chosen], records["det_y (mm)"][chosen],
+                                    bins=(x_edges, y_edges))
     np.testing.assert_array_equal(hitmap.counts, expected)
     assert hitmap.counts.sum() == chosen.sum() == ranging.counts.counts[[2, 3]].sum()
     index, history_mc, _ = window.plots["history"].data
