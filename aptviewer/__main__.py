@@ -40,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--no-plots", action="store_true", help="do not write <stem>_overview.png")
     batch.add_argument("--chunk-size", type=int, default=None, metavar="N", help="rows per chunk (default 1048576)")
     batch.add_argument("--quiet", action="store_true", help="print only errors and the closing table")
+    batch.add_argument("--ranges", metavar="FILE|auto",
+                       help="count ions per range (RRNG, RNG or ENV file; 'auto': <stem>.rrng/.rng/.env beside each "
+                            "file): adds a composition section to the summary JSON and writes <stem>_composition.csv")
+    batch.add_argument("--background", action="store_true",
+                       help="with --ranges: fit the A/sqrt(m) background and report corrected compositions too")
     return parser
 
 

@@ -226,7 +226,7 @@ def _ctrl_c_cancels(event: threading.Event):
 
 
 def output_paths(item: InputFile, output_dir: Path | None, *, correct: bool = False, save_epos: bool = False,
-                 plots: bool = True) -> dict[str, Path]:
+                 plots: bool = True, composition: bool = False) -> dict[str, Path]:
     """Where the outputs of ``item`` go, beside the input or under ``output_dir``.
 
     Keys: ``json`` (the summary) and ``png`` (the overview, with ``plots``) always; ``h5``
@@ -248,6 +248,8 @@ def output_paths(item: InputFile, output_dir: Path | None, *, correct: bool = Fa
     outputs["json"] = folder / f"{stem}_summary.json"
     if plots:
         outputs["png"] = folder / f"{stem}_overview.png"
+    if composition:
+        outputs["composition_csv"] = folder / f"{stem}_composition.csv"
     return outputs
 
 
@@ -261,8 +263,9 @@ def _message(exc: BaseException, path: Path) -> str:
 
 
 class _Batch:
-    def __init__(self, args, console: _Console, mesh, cancel: threading.Event):
+    def __init__(self, args, console: _Console, mesh, cancel: threading.Event, ranges=None):
         self.args = args
+        self.ranges = ranges  # LoadedRanges, "auto" or None (see aptviewer.workflows.composition)
         self.console = console
         self.mesh = mesh
         self.cancel = cancel
@@ -297,7 +300,7 @@ class _Batch:
         """Correct (with an instrument) and report one file, skipping outputs that exist."""
         args = self.args
         outputs = output_paths(item, args.output_dir, correct=self.mesh is not None, save_epos=args.save_epos,
-                               plots=not args.no_plots)
+                               plots=not args.no_plots, composition=self.ranges is not None)
         for output in outputs.values():
             other = self.claimed.get(output.resolve())
             if other is not None:
@@ -324,8 +327,21 @@ class _Batch:
         rows = self.correct(item, todo) if "h5" in todo or "epos" in todo else None
         if "json" in todo or "png" in todo:
             self.report(item, todo)
+        note = self.compose(item, todo) if self.ranges is not None else ""
         done = f"{rows:,} rows corrected; " if rows is not None else ""
-        return Outcome(item.path, "done", f"{done}wrote {listed}")
+        return Outcome(item.path, "done", f"{done}wrote {listed}{note}")
+
+    def compose(self, item: InputFile, todo: dict[str, Path]) -> str:
+        from .workflows.composition import compose_file
+
+        with self.console.progress(f"{item.path.name} (composition)") as progress:
+            outcome = compose_file(item.path, self.ranges, csv_path=todo.get("composition_csv"),
+                                   json_path=todo.get("json"), background=self.args.background,
+                                   chunk_size=self.chunk_size, cancel=self.cancel, progress_callback=progress)
+        for text in outcome.warnings:
+            self.console.error(f"warning: {text}")
+        self.console.say(f"{item.path}: {outcome.summary}")
+        return outcome.note
 
     def correct(self, item: InputFile, todo: dict[str, Path]) -> int:
         from .core import reflectron
@@ -385,13 +401,25 @@ def run_batch(args, parser) -> int:
             mesh = load_builtin_preset(args.instrument)
         except ValueError as exc:
             parser.error(f"--instrument: {exc}")
+    ranges = None
+    if getattr(args, "ranges", None):
+        from .workflows.composition import AUTO, load_ranges
+
+        try:
+            ranges = AUTO if args.ranges.lower() == AUTO else load_ranges(args.ranges)
+        except (ValueError, OSError) as exc:
+            parser.error(f"--ranges: {exc}")
+        for text in getattr(ranges, "warnings", ()):
+            console.error(f"warning: {text}")
+    elif getattr(args, "background", False):
+        parser.error("--background needs --ranges")
     suffixes = (".epos",) if mesh is not None else DATA_SUFFIXES
     items = collect_inputs(args.paths, args.recursive, suffixes)
     if not items:
         console.say("no data files found in: " + ", ".join(map(str, args.paths)))
     cancel = threading.Event()
     with _ctrl_c_cancels(cancel):
-        outcomes = _Batch(args, console, mesh, cancel).run(items)
+        outcomes = _Batch(args, console, mesh, cancel, ranges).run(items)
     console.table(outcomes, args.dry_run)
     if any(o.status == "cancelled" for o in outcomes):
         return EXIT_CANCELLED

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .ranging import formula_name, parse_formula
+from .ranging import hill_formula, parse_formula
 
 __all__ = ["isotope_pattern", "Candidate", "candidate_ions", "natural_elements", "hill_formula"]
 
@@ -114,15 +114,6 @@ class Candidate:
     @property
     def label(self) -> str:
         return f"{self.formula}{'+' * self.charge}"
-
-
-def hill_formula(composition) -> str:
-    """Hill order: C, then H, then the other symbols alphabetically (no C: all alphabetical)."""
-    counts = dict(composition)
-    symbols = sorted(counts)
-    if "C" in counts:
-        symbols = ["C"] + (["H"] if "H" in counts else []) + [s for s in symbols if s not in ("C", "H")]
-    return formula_name((s, counts[s]) for s in symbols)
 
 
 @lru_cache(maxsize=8)

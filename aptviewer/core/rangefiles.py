@@ -30,7 +30,8 @@ from .ranging import (
     RangeError,
     RangeFileWarning,
     RangeSet,
-    formula_name,
+    hill_composition,
+    hill_formula,
     is_element,
     looks_like_formula,
     normalize_color,
@@ -143,7 +144,7 @@ def _ion_from_name(name: str, color: str, notes: _Notes, line: int) -> Ion:
             composition = parse_formula(stripped)
         except ValueError as exc:
             raise notes.error(line, f"ion {name!r}: {exc}") from None
-        return Ion(stripped, composition, charge, color)
+        return Ion(hill_formula(composition), hill_composition(composition), charge, color)
     notes.add(line, f"ion name {name!r} is not a chemical formula: read as a species of unknown composition "
                     "(in the ionic composition, not the atomic one)")
     return Ion.unknown(name, color)
@@ -196,6 +197,12 @@ def _build(entries: list[_Entry], notes: _Notes) -> RangeSet:
                                           f"high ({entry.high:g})")
         seen[entry.identity()] = entry
         kept.append(entry)
+    by_name: dict[str, _Entry] = {}
+    for entry in kept:
+        first = by_name.setdefault(entry.ion.name, entry)
+        if first.ion.composition != entry.ion.composition:
+            raise notes.error(entry.line, f"ion {entry.ion.name!r} has another composition on line {first.line} "
+                                          f"({first.ion.formula or 'unknown'} and {entry.ion.formula or 'unknown'})")
     ordered = sorted(kept, key=lambda e: (e.low, e.high))
     for a, b in zip(ordered, ordered[1:]):
         if b.low < a.high:
@@ -274,7 +281,7 @@ def _parse_rrng_range(key: str, value: str, notes: _Notes, line: int) -> _Entry:
             composition[symbol] = n
     color = color or DEFAULT_ION_COLOR
     if composition:
-        ion = Ion(formula_name(composition.items()), tuple(composition.items()), charge or None, color)
+        ion = Ion(hill_formula(composition), hill_composition(composition), charge or None, color)
     elif name:
         notes.add(line, f"range given only a name ({name!r}): a species of unknown composition "
                         "(in the ionic composition, not the atomic one)")
@@ -469,10 +476,10 @@ def _rng_entry(line, low, high, row, ions, named, notes: _Notes) -> _Entry:
     for candidate in named:
         if candidate.elements == composition:
             return _Entry(line, low, high, candidate)
-    name = formula_name(composition.items())
+    name = hill_formula(composition)
     if len(used) > 1:
         notes.add(line, f"range combines several ion columns: read as the molecular ion {name}")
-    return _Entry(line, low, high, Ion(name, tuple(composition.items()), used[0][0].charge, used[0][0].color))
+    return _Entry(line, low, high, Ion(name, hill_composition(composition), used[0][0].charge, used[0][0].color))
 
 
 def parse_rng(path: Path, lines, notes: _Notes) -> RangeSet:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import pandas as pd
 
 from .accumulate import _BLOCK, _Axis, _BinCounter, _values_in
 from .errors import DataFormatError
-from .lazy import DEFAULT_CHUNK_SIZE, PARALLEL_THREADS, LazyTable, _check_chunk_size
+from .lazy import DEFAULT_CHUNK_SIZE, PARALLEL_THREADS, LazyTable, _check_chunk_size, map_row_ranges
 from .progress import raise_if_cancelled, report_progress
 from .roles import find_role
 
@@ -118,6 +117,26 @@ def formula_name(composition: Iterable[tuple[str, int]]) -> str:
     return "".join(f"{symbol}{n if n != 1 else ''}" for symbol, n in composition)
 
 
+def hill_formula(composition) -> str:
+    """Hill order: C, then H, then the other symbols alphabetically (no C: all alphabetical).
+
+    ``{"O": 1, "Cr": 1}`` -> ``"CrO"``; the name every reader gives a molecular ion, so
+    that ``O:1 Cr:1`` and ``Cr:1 O:1`` are the same ion.
+    """
+    counts = dict(composition)
+    symbols = sorted(counts)
+    if "C" in counts:
+        symbols = ["C"] + (["H"] if "H" in counts else []) + [s for s in symbols if s not in ("C", "H")]
+    return formula_name((s, counts[s]) for s in symbols)
+
+
+def hill_composition(composition) -> tuple[tuple[str, int], ...]:
+    """The composition's pairs in Hill order (see :func:`hill_formula`)."""
+    counts = dict(composition)
+    name_order = [s for s, _ in _FORMULA_TOKEN.findall(hill_formula(counts))]
+    return tuple((s, counts[s]) for s in name_order)
+
+
 def normalize_color(color) -> str:
     """``"FF0000"``, ``"#ff0000"`` or an (r, g, b) triple of 0..1 floats -> ``"#ff0000"``."""
     if isinstance(color, str):
@@ -180,6 +199,9 @@ class Ion:
     def from_formula(cls, formula: str, charge: int | None = None, color: str | None = None) -> "Ion":
         """An ion from a formula such as ``"Cr2O3"`` (trailing ``+`` signs give the charge).
 
+        The name is the formula in Hill order (``"OCr"`` gives ``"CrO"``), so one
+        species always has one name.
+
         Raises
         ------
         RangeError
@@ -190,10 +212,10 @@ class Ion:
         if stripped != text and charge is None:
             charge = len(text) - len(stripped)
         try:
-            composition = parse_formula(stripped)
+            composition = hill_composition(parse_formula(stripped))
         except ValueError as exc:
             raise RangeError(str(exc)) from None
-        return cls(stripped, composition, charge, DEFAULT_ION_COLOR if color is None else color)
+        return cls(hill_formula(composition), composition, charge, DEFAULT_ION_COLOR if color is None else color)
 
     @classmethod
     def unknown(cls, name: str, color: str | None = None) -> "Ion":
@@ -451,6 +473,9 @@ class _RangeBinner:
             c = np.arange(cells, dtype=np.float64)
             lower = low + (c - slack) / scale64
             upper = low + (c + 1 + slack) / scale64
+            # (and a few float64 ulps more for the rounding of these bounds themselves)
+            lower -= 4 * np.spacing(np.abs(lower))
+            upper += 4 * np.spacing(np.abs(upper))
             lower[0], upper[-1] = -np.inf, np.inf
             table = np.searchsorted(wide, lower, side="right")
             steps = int(np.max(np.searchsorted(wide, upper, side="right") - table))
@@ -550,8 +575,16 @@ class RangeCounter:
             binner = self._binners[dtype] = _RangeBinner(edges, dtype)
         return binner
 
-    def update(self, masses) -> "RangeCounter":
-        """Add a chunk of masses (an array, or a chunk dict/DataFrame with ``column``)."""
+    @property
+    def needed_columns(self) -> list[str]:
+        """``[column]`` (for chunk drivers that feed ``update(chunk, start)``)."""
+        return [] if self.column is None else [self.column]
+
+    def update(self, masses, start: int | None = None) -> "RangeCounter":
+        """Add a chunk of masses (an array, or a chunk dict/DataFrame with ``column``).
+
+        ``start`` (the chunk's first row, as chunk drivers pass it) is not needed.
+        """
         if isinstance(masses, (Mapping, pd.DataFrame)):
             if self.column is None:
                 raise TypeError("this RangeCounter has no column name; pass an array")
@@ -643,46 +676,30 @@ def stream_column(source, column: str, accumulators, *, chunk_size: int = DEFAUL
                   cancel=None, progress_callback=None, what: str | None = None) -> int:
     """Feed one column of ``source`` to ``accumulators`` (objects with ``update(array)``).
 
-    Chunks are read and added on up to ``PARALLEL_THREADS`` threads, one chunk per
-    thread at a time (memory stays bounded); ``cancel`` is checked and progress reported
-    from the calling thread after every round of chunks. Returns the rows streamed.
+    The rows go in rounds of ``PARALLEL_THREADS`` chunks, each round read and added on that
+    many threads (:func:`~aptviewer.core.lazy.map_row_ranges`, one chunk per thread, so
+    memory stays bounded). Between rounds, in the calling thread, ``cancel`` is checked and
+    progress reported in rows, so a GUI callback never runs on a pool thread. Returns the
+    rows streamed.
     """
     chunk_size = _check_chunk_size(chunk_size)
     n, read = _column_reader(source, column)
     what = what or str(getattr(source, "path", None) or "range counting")
 
-    def task(lo):
-        chunk = read(lo, min(lo + chunk_size, n))
+    def add(lo, hi):
+        chunk = read(lo, hi)
         for accumulator in accumulators:
             accumulator.update(chunk)
 
-    starts = list(range(0, n, chunk_size))
-    threads = PARALLEL_THREADS if len(starts) > 1 else 1
-    done = 0
+    round_rows = chunk_size * PARALLEL_THREADS
     report_progress(progress_callback, 0, n)
-    with ThreadPoolExecutor(max_workers=threads) if threads > 1 else _Inline() as pool:
-        for first in range(0, len(starts), threads):
-            raise_if_cancelled(cancel, what)
-            batch = starts[first:first + threads]
-            list(pool.map(task, batch))
-            done = min(batch[-1] + chunk_size, n)
-            report_progress(progress_callback, done, n)
+    for first in range(0, n, round_rows):
+        raise_if_cancelled(cancel, what)
+        last = min(first + round_rows, n)
+        map_row_ranges(lambda lo, hi: add(first + lo, first + hi), last - first, chunk_size)
+        report_progress(progress_callback, last, n)
     raise_if_cancelled(cancel, what)
     return n
-
-
-class _Inline:
-    """A stand-in for an executor that runs tasks in the calling thread."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        return False
-
-    @staticmethod
-    def map(fn, items):
-        return map(fn, items)
 
 
 def range_counts(source, ranges: RangeSet, *, column: str | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import periodictable
 import pytest
 
-from aptviewer.core.isotopes import candidate_ions, hill_formula, isotope_pattern
+from aptviewer.core.isotopes import candidate_ions, isotope_pattern
+from aptviewer.core.ranging import hill_formula
 
 
 def natural(symbol):

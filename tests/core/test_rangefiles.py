@@ -87,7 +87,7 @@ range3=  67.5 68.5 O:1 Vol: 0.027 Cr:1 Color: 0000FF
     assert table(ranges) == [
         (15.5, 16.5, "O", {"O": 1}, "#ff0000", 0.015),
         (51.5, 52.5, "Cr", {"Cr": 1}, "#33ffff", None),
-        (67.5, 68.5, "OCr", {"O": 1, "Cr": 1}, "#0000ff", 0.027),
+        (67.5, 68.5, "CrO", {"O": 1, "Cr": 1}, "#0000ff", 0.027),
     ]
 
 
@@ -212,9 +212,9 @@ def test_rng_reads_ions_colours_and_molecular_rows(tmp_path):
         (15.5, 16.5, "O", {"O": 1}, "#ff0000", None),
         (27.5, 28.5, "Fe", {"Fe": 1}, "#00ff00", None),
         (51.5, 52.5, "Cr", {"Cr": 1}, "#3366ff", None),
-        (67.5, 68.5, "OCr", {"O": 1, "Cr": 1}, "#ff0000", None),
+        (67.5, 68.5, "CrO", {"O": 1, "Cr": 1}, "#ff0000", None),
     ]
-    assert messages == [f"{tmp_path / 'a.rng'}:12: range combines several ion columns: read as the molecular ion OCr"]
+    assert messages == [f"{tmp_path / 'a.rng'}:12: range combines several ion columns: read as the molecular ion CrO"]
 
 
 def test_rng_named_molecular_column_and_multiplicities(tmp_path):
@@ -423,3 +423,42 @@ def test_counts_use_ranges_read_from_a_file(tmp_path):
     ranges, _ = read(write(tmp_path, "a.env", ENV_TOUCHING))
     values = np.array([27.5, 28.0, 28.49, 28.5, 24.25, 52.5], dtype=np.float32)
     assert RangeCounter(ranges).update(values).counts.tolist() == [1, 1, 2, 0]
+
+
+def test_field_order_does_not_split_one_molecular_ion(tmp_path):
+    text = RRNG_PLAIN.replace("Number=4", "Number=5") + "Range5=83.5 84.5 O:1 Cr:1 Color:0000FF\n"
+    ranges, messages = read(write(tmp_path, "m.rrng", text))
+    assert messages == []
+    assert ranges.ion_names == ("O", "Fe", "Cr", "CrO")
+    assert ranges.ranges_of("CrO") == [3, 4]
+
+
+def test_a_name_used_for_two_compositions_is_an_error_naming_both_lines(tmp_path):
+    text = RRNG_PLAIN + "Range5=83.5 84.5 Name:Fe Color:0000FF\n"
+    with pytest.raises(RangeError, match=r"n\.rrng:12: ion 'Fe' has another composition on line 9 \(Fe and unknown\)"):
+        read_ranges(write(tmp_path, "n.rrng", text))
+
+
+def test_every_rrng_range_line_variant_3depict_documents_is_kept(tmp_path):
+    # The range-line shapes IVAS has written over the years (3Depict lists them); a reader
+    # that expects one shape keeps only some of these lines.
+    text = """\
+[Ions]
+Number=2
+Ion1=Zn
+Ion2=Sb
+[Ranges]
+Number=6
+Range1=31.8372 32.2963 Vol:0.01521 Zn:1 Color:999999
+Range2=33.8372 34.2963 Zn:1 Color:999999
+Range3=95.3100 95.5800 Vol:0.04542 Zn:1 Sb:1 Color:00FFFF
+Range4=96.3100 96.5800 Vol:0.04542 Name:1Zn1Sb1 Color:00FFFF
+Range5=97.3100 97.5800 Vol:0.04542 Zn:1 Sb:1 Name:1Zn1Sb1 Color:00FFFF
+Range6= 98.3100 98.5800 Color:00FFFF Vol:0.04542 Zn:1 Sb:1 Name:1Zn1Sb1
+"""
+    ranges, messages = read(write(tmp_path, "v.rrng", text))
+    assert [(r.low, r.ion.name, r.volume) for r in ranges] == [
+        (31.8372, "Zn", 0.01521), (33.8372, "Zn", None), (95.31, "SbZn", 0.04542),
+        (96.31, "1Zn1Sb1", 0.04542), (97.31, "SbZn", 0.04542), (98.31, "SbZn", 0.04542)]
+    assert messages == [f"{tmp_path / 'v.rrng'}:10: range given only a name ('1Zn1Sb1'): a species of unknown "
+                        "composition (in the ionic composition, not the atomic one)"]
