@@ -198,6 +198,8 @@ class CompositionPanel(QWidget):
         self.composition = comp
         self.export_button.setEnabled(comp is not None and complete)
         if comp is None:
+            self.background.setEnabled(False)
+            self.background_note.setText("")
             _fill(self.ions, self.ION_HEADERS, [])
             _fill(self.atoms, self.ATOM_HEADERS, [])
             self.ion_names = []

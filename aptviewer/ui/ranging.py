@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +24,13 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import QDialog, QDockWidget, QFileDialog, QMenu, QMessageBox, QToolBar
 
-from ..core.composition import Composition, composition, fit_background
+from ..core.composition import Composition, composition
 from ..core.errors import DataFormatError
 from ..core.isotopes import candidate_ions, isotope_pattern
-from ..core.ranging import MassRange, RangeError, RangeSet, read_ranges, write_rrng
+from ..core.rangefiles import RANGE_EXTENSIONS
+from ..core.ranging import MassRange, RangeError, RangeSet, write_rrng
+from ..workflows.composition import load_ranges as load_range_file
+from ..workflows.composition import sibling_range_file
 from .composition_panel import CompositionPanel, format_percent
 from .jobs import history_density
 from .plots import set_title
@@ -38,8 +40,8 @@ from .ranging_jobs import make_range_count_job, make_selected_overview_job
 
 logger = logging.getLogger(__name__)
 
-#: Suffixes of range files, in the order a sibling of a data file is looked for.
-RANGE_SUFFIXES = (".rrng", ".rng", ".env")
+#: Suffixes of range files (a dropped file with one of them is loaded as ranges).
+RANGE_SUFFIXES = RANGE_EXTENSIONS
 RANGE_FILE_FILTER = "Range files (*.rrng *.rng *.env);;RRNG (*.rrng);;RNG (*.rng);;ENV (*.env);;All files (*)"
 #: Colours for ions the user adds (distinct, readable on white, colour-blind friendly first).
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
@@ -89,7 +91,8 @@ class RangingController(QObject):
         self.source_name: str | None = None          # what the ranges came from (a file name)
         self.counts = None                            # RangeCounts of the current ranges, when complete
         self.composition: Composition | None = None
-        self.background_model = None
+        self.corrected = None            # the composition with its fitted background
+        self.background_note = ""
         self.last_warnings: list[str] = []
         self.warning_box: QMessageBox | None = None
         self.add_dialog: AddRangeDialog | None = None
@@ -215,14 +218,13 @@ class RangingController(QObject):
         """
         path = Path(path)
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                ranges = read_ranges(path)
+            loaded = load_range_file(path)
         except (DataFormatError, OSError, ValueError) as exc:
             logger.info("cannot read ranges %s: %s", path, exc)
             self.window.report_error(f"Cannot load ranges from {path.name}", str(exc))
             return False
-        self.last_warnings = [str(w.message) for w in caught]
+        ranges = loaded.ranges
+        self.last_warnings = list(loaded.warnings)
         verb = "Loaded automatically" if auto else "Loaded"
         self.set_ranges(ranges, f"Load ranges from {path.name}", source=path.name)
         n = len(self.last_warnings)
@@ -291,7 +293,7 @@ class RangingController(QObject):
     def _apply(self, ranges: RangeSet, source: str | None) -> None:
         self.ranges, self.source_name = ranges, source
         self.counts = None
-        self.background_model = None
+        self.corrected = None
         self.bands.set_ranges(ranges)
         self.panel.show_ranges(ranges, source)
         if self.filter_names:
@@ -447,11 +449,11 @@ class RangingController(QObject):
 
     def on_file_opened(self, path: str) -> None:
         """Load a sibling range file (``<stem>.rrng/.rng/.env``) if there is one; count the ranges."""
-        self.counts = self.composition = self.background_model = self.filtered_overview = None
+        self.counts = self.composition = self.corrected = self.filtered_overview = None
         self.filter_names = None
         self.panel.set_filter_note(None)
         self.panel.show_composition(None)
-        sibling = self.sibling_range_file(path)
+        sibling = sibling_range_file(path)
         if sibling is not None and self.load_ranges(sibling, auto=True):
             return  # loading recounts
         self.schedule_recount()
@@ -459,25 +461,12 @@ class RangingController(QObject):
     def on_file_closed(self) -> None:
         self.window.tasks.cancel(self.COUNT_KIND)
         self.window.tasks.cancel(self.FILTER_KIND)
-        self.counts = self.composition = self.background_model = self.filtered_overview = None
+        self.counts = self.composition = self.corrected = self.filtered_overview = None
         self.filter_names = None
         self.panel.set_filter_note(None)
         self.panel.show_composition(None)
         self.panel.show_ranges(self.ranges, self.source_name)
         self._update_actions()
-
-    @staticmethod
-    def sibling_range_file(path) -> Path | None:
-        path = Path(path)
-        try:
-            siblings = {p.name.lower(): p for p in path.parent.iterdir() if p.is_file()}
-        except OSError:
-            return None
-        for suffix in RANGE_SUFFIXES:
-            found = siblings.get((path.stem + suffix).lower())
-            if found is not None:
-                return found
-        return None
 
     def schedule_recount(self) -> None:
         """Count the current ranges soon: now, or once the overview stream has ended.
@@ -541,13 +530,16 @@ class RangingController(QObject):
         self.panel.show_ranges(self.ranges, self.source_name, progress.counts.counts)
         self.composition_updated.emit(False)
 
-    def _on_count_finished(self, ranges: RangeSet, counts) -> None:
+    def _on_count_finished(self, ranges: RangeSet, result) -> None:
+        counts = result.counts
         if self.window.tasks.calling_latest():
             elapsed = self._elapsed()
             self.window._set_status(f"Counted in {elapsed:.2f} s", counts.total, counts.total, elapsed)
         if ranges is not self.ranges:
             return
         self.counts = counts
+        self.corrected = result.corrected
+        self.background_note = result.background_note
         self.panel.show_ranges(self.ranges, self.source_name, counts.counts)
         self._show_final_composition()
 
@@ -556,41 +548,32 @@ class RangingController(QObject):
         self.window.report_error("Counting the ions in the ranges failed", str(error))
 
     def _show_final_composition(self) -> None:
-        """The composition of the complete count, with the background subtracted if asked."""
+        """The composition of the complete count; with the background subtracted if asked.
+
+        The background (fitted in the counting pass, as the batch mode does) is there or
+        not; switching it on or off reads nothing again.
+        """
         if self.counts is None:
             return
-        model = None
-        wants_background = self.panel.background.isChecked()
-        self.panel.background_note.setText("")
-        if wants_background:
-            model = self._fit_background()
-        self.composition = composition(self.counts, background=model)
-        self.panel.show_composition(self.composition, self.counts.total, self.counts.total, complete=True)
+        panel = self.panel
+        panel.background.setEnabled(self.corrected is not None)
+        model = self.corrected.background if self.corrected is not None else None
+        if model is None:
+            panel.background_note.setText(self.background_note)
+        else:
+            windows = ", ".join(f"{lo:.1f}–{hi:.1f}" for lo, hi in model.windows[:4])
+            more = " …" if len(model.windows) > 4 else ""
+            panel.background_note.setText(f"Background A/√m per Da with A = {model.amplitude:.4g} counts/√Da, "
+                                          f"fitted on {windows}{more} Da")
+        if panel.background.isChecked() and self.corrected is not None:
+            self.composition = self.corrected
+        else:
+            self.composition = composition(self.counts)
+        panel.show_composition(self.composition, self.counts.total, self.counts.total, complete=True)
         self._update_actions()
         self.composition_updated.emit(True)
 
-    def _fit_background(self):
-        overview = self.window.current_overview
-        if overview is None or overview.mc_counts is None or not overview.complete:
-            self.panel.background_note.setText("The background is fitted once the mass spectrum is complete.")
-            return None
-        try:
-            model = fit_background(overview.mc_counts, overview.mc_edges, self.ranges)
-        except (ValueError, RangeError) as exc:
-            self.panel.background_note.setText(f"No background fit: {exc}")
-            return None
-        self.background_model = model
-        windows = ", ".join(f"{lo:.1f}–{hi:.1f}" for lo, hi in model.windows[:4])
-        more = " …" if len(model.windows) > 4 else ""
-        self.panel.background_note.setText(f"Background A/√m per Da with A = {model.amplitude:.4g} counts/√Da, "
-                                           f"fitted on {windows}{more} Da")
-        return model
-
     def _on_overview_drawn(self, complete: bool) -> None:
-        overview = self.window.current_overview
-        self.panel.background.setEnabled(bool(complete and overview is not None and overview.mc_counts is not None))
-        if complete and self.panel.background.isChecked():
-            self._show_final_composition()
         if self.filter_names and self.filtered_overview is not None:
             self._draw_filtered(self.filtered_overview)  # the full stream redrew the plots
 

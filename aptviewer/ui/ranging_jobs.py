@@ -1,8 +1,9 @@
 """The ranging tasks of the window, as plain Qt-free ``job(report, cancel)`` callables.
 
 * :func:`make_range_count_job` counts the ions in each range in one pass over the
-  mass-to-charge column, reporting :class:`RangeCountProgress` snapshots as it goes, so
-  the composition panel fills in while the chunks stream.
+  mass-to-charge column (the composition workflow's pass), reporting
+  :class:`RangeCountProgress` snapshots as it goes, so the composition panel fills in
+  while the chunks stream.
 * :func:`make_selected_overview_job` streams the hit map and the history of the rows in
   chosen ranges (:mod:`aptviewer.core.ion_selection`).
 
@@ -21,7 +22,9 @@ from ..core.ion_selection import (
     stream_selected_overview,
 )
 from ..core.overview import DatasetOverview
-from ..core.ranging import RangeCounter, RangeCounts, RangeSet, mass_column, stream_column
+from ..core.composition import Composition
+from ..core.ranging import RangeCounts, RangeSet, stream_column
+from ..workflows.composition import CompositionExtra, CompositionParameters
 from . import jobs
 from .jobs import OverviewSettings, history_density
 
@@ -39,33 +42,49 @@ class RangeCountProgress:
     counts: RangeCounts
 
 
-def make_range_count_job(source, ranges: RangeSet, chunk_size: int, *, min_interval: float | None = None):
-    """Count the ions of ``source`` in each of ``ranges`` (one pass); returns the final RangeCounts.
+@dataclass(frozen=True)
+class RangeCountResult:
+    """The complete count, and the composition with its fitted background when one could be fitted."""
 
-    The pass is the core's :func:`~aptviewer.core.ranging.stream_column` (what
-    :func:`~aptviewer.core.ranging.range_counts` runs); between chunks the job reports a
-    snapshot of the counter so far. Raises ``KeyError`` now if ``source`` has no
+    counts: RangeCounts
+    corrected: Composition | None = None
+    background_note: str = ""
+
+
+def make_range_count_job(source, ranges: RangeSet, chunk_size: int, *, min_interval: float | None = None):
+    """Count the ions of ``source`` in each of ``ranges`` (one pass); returns a :class:`RangeCountResult`.
+
+    The pass is the batch's: the composition workflow's consumer
+    (:class:`~aptviewer.workflows.composition.CompositionExtra`) counts the ranges and fills
+    the fine mass histogram the background is fitted on, driven by the core's
+    :func:`~aptviewer.core.ranging.stream_column`; between chunks the job reports a
+    snapshot of the counts so far. So the window's raw and corrected compositions are the
+    ones ``--batch --ranges`` writes. Raises ``KeyError`` now if ``source`` has no
     mass-to-charge column.
     """
-    column = mass_column(source)
+    parameters = CompositionParameters(ranges, background=True, chunk_size=int(chunk_size))
+    consumer = CompositionExtra(parameters).make(source)
     what = str(getattr(source, "path", None) or "table")
     if min_interval is None:
         min_interval = REPORT_INTERVAL_S
 
-    def job(report, cancel) -> RangeCounts:
+    def job(report, cancel) -> RangeCountResult:
         t0 = time.perf_counter()
-        counter = RangeCounter(ranges)
         last = [None]
 
         def progress(done, total):
             now = time.perf_counter()
             if done and done < total and (last[0] is None or now - last[0] >= min_interval):
                 last[0] = now
-                report(RangeCountProgress(done, total, now - t0, counter.snapshot()))
+                report(RangeCountProgress(done, total, now - t0, consumer.counter.snapshot()))
 
-        stream_column(source, column, [counter], chunk_size=chunk_size, cancel=cancel, progress_callback=progress,
-                      what=what)
-        return counter.snapshot()
+        stream_column(source, consumer.column, consumer.accumulators, chunk_size=parameters.chunk_size,
+                      cancel=cancel, progress_callback=progress, what=what)
+        try:
+            outcome = consumer.outcome()
+        except ValueError as exc:   # no range-free part of the spectrum to fit the background on
+            return RangeCountResult(consumer.counter.snapshot(), None, f"No background fit: {exc}")
+        return RangeCountResult(outcome.counts, outcome.composition)
 
     return job
 

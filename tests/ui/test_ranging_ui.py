@@ -11,11 +11,12 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from aptviewer.core import open_epos
-from aptviewer.core.composition import composition, fit_background
+from aptviewer.core.composition import composition
 from aptviewer.core.demo import write_demo_epos
 from aptviewer.core.ranging import range_counts, read_ranges
 from aptviewer.core.readers import EPOS_DTYPE
 from aptviewer.ui.ranging import format_percent
+from aptviewer.workflows.composition import CompositionParameters, run_composition
 
 TIMEOUT = 20_000
 
@@ -185,10 +186,10 @@ def test_background_on_shows_the_cores_corrected_composition(qtbot, window, data
     assert panel.background.isEnabled()
     with wait_count(qtbot, window):
         panel.background.setChecked(True)
-    overview = window.current_overview
-    model = fit_background(overview.mc_counts, overview.mc_edges, ranging.ranges)
+    # The same background as the batch mode's (fitted on the same pass's fine spectrum).
     with open_epos(path) as table:
-        expected = composition(range_counts(table, ranging.ranges), background=model)
+        expected = run_composition(table, CompositionParameters(ranging.ranges, background=True)).composition
+    assert expected.background is not None
     pd.testing.assert_frame_equal(ranging.composition.ionic, expected.ionic)
     pd.testing.assert_frame_equal(ranging.composition.atomic, expected.atomic)
     headers = [panel.ions.horizontalHeaderItem(c).text() for c in range(panel.ions.columnCount())]
