@@ -16,9 +16,11 @@ through it in one pass.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +29,7 @@ import pandas as pd
 
 from .accumulate import _BLOCK, _Axis, _BinCounter, _values_in
 from .errors import DataFormatError
-from .lazy import DEFAULT_CHUNK_SIZE, PARALLEL_THREADS, LazyTable, _check_chunk_size, map_row_ranges
+from .lazy import DEFAULT_CHUNK_SIZE, PARALLEL_THREADS, LazyTable, _check_chunk_size
 from .progress import raise_if_cancelled, report_progress
 from .roles import find_role
 
@@ -676,28 +678,31 @@ def stream_column(source, column: str, accumulators, *, chunk_size: int = DEFAUL
                   cancel=None, progress_callback=None, what: str | None = None) -> int:
     """Feed one column of ``source`` to ``accumulators`` (objects with ``update(array)``).
 
-    The rows go in rounds of ``PARALLEL_THREADS`` chunks, each round read and added on that
-    many threads (:func:`~aptviewer.core.lazy.map_row_ranges`, one chunk per thread, so
-    memory stays bounded). Between rounds, in the calling thread, ``cancel`` is checked and
-    progress reported in rows, so a GUI callback never runs on a pool thread. Returns the
-    rows streamed.
+    Chunks are read and added on ``PARALLEL_THREADS`` threads of one pool, each thread
+    holding one chunk (memory stays bounded; NumPy releases the GIL). Every chunk checks
+    ``cancel`` before it is read; progress is reported in rows, in order, from the calling
+    thread as the chunks complete, so a GUI callback never runs on a pool thread. Returns
+    the rows streamed.
     """
     chunk_size = _check_chunk_size(chunk_size)
     n, read = _column_reader(source, column)
     what = what or str(getattr(source, "path", None) or "range counting")
 
-    def add(lo, hi):
+    def add(lo):
+        raise_if_cancelled(cancel, what)
+        hi = min(lo + chunk_size, n)
         chunk = read(lo, hi)
         for accumulator in accumulators:
             accumulator.update(chunk)
+        return hi
 
-    round_rows = chunk_size * PARALLEL_THREADS
+    starts = range(0, n, chunk_size)
+    threads = min(PARALLEL_THREADS, len(starts))
     report_progress(progress_callback, 0, n)
-    for first in range(0, n, round_rows):
-        raise_if_cancelled(cancel, what)
-        last = min(first + round_rows, n)
-        map_row_ranges(lambda lo, hi: add(first + lo, first + hi), last - first, chunk_size)
-        report_progress(progress_callback, last, n)
+    with ThreadPoolExecutor(max_workers=threads) if threads > 1 else contextlib.nullcontext() as pool:
+        # (Executor.map cancels the chunks not yet started when one raises)
+        for done in (pool.map(add, starts) if pool is not None else map(add, starts)):
+            report_progress(progress_callback, done, n)
     raise_if_cancelled(cancel, what)
     return n
 
