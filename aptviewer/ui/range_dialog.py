@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QCompleter,
     QDialog,
     QDialogButtonBox,
@@ -244,6 +245,8 @@ class IdentifyPeakDialog(QDialog):
         return names or None
 
     def refresh(self) -> None:
+        # All elements (an empty list) take about a second: say so with the cursor.
+        QApplication.setOverrideCursor(Qt.WaitCursor)
         try:
             self.candidates = list(self._find(self.mass, self.tolerance.value(), self.element_list()))
         except (ValueError, KeyError) as exc:
@@ -251,9 +254,11 @@ class IdentifyPeakDialog(QDialog):
             self.hint.setText(str(exc))
         else:
             shown = min(len(self.candidates), self.MAX_ROWS)
-            self.hint.setText(f"{len(self.candidates)} candidate ions within {self.tolerance.value():.3f} Da"
-                              + (f" (best {shown} shown)" if shown < len(self.candidates) else "")
-                              + ". Pick one to draw its isotope pattern on the spectrum.")
+            self.hint.setText(f"{len(self.candidates)} best candidate ions within {self.tolerance.value():.3f} Da"
+                              + (f" ({shown} shown)" if shown < len(self.candidates) else "")
+                              + ", best first. Pick one to draw its isotope pattern on the spectrum.")
+        finally:
+            QApplication.restoreOverrideCursor()
         rows = self.candidates[:self.MAX_ROWS]
         self.table.setRowCount(len(rows))
         for row, cand in enumerate(rows):

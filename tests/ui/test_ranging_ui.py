@@ -484,6 +484,13 @@ def test_identify_peak_lists_candidates_and_draws_the_isotope_pattern(qtbot, win
     peak_mass, height = ranging.peak_near(dialog.candidates[row].mass_to_charge, tol=0.1)
     top = min(peaks, key=lambda p: abs(p[0] - dialog.candidates[row].mass_to_charge))
     assert top[1] == pytest.approx(height)
+    # "Add range for this ion" asks for the range with the ion filled in.
+    dialog.add_button.click()
+    add = ranging.add_dialog
+    assert add is not None and add.formula.text() == "Al" and add.charge.value() == 2
+    assert add.low.value() < dialog.candidates[row].mass_to_charge < add.high.value()
+    assert add.ok_button.isEnabled()
+    add.reject()
     dialog.close()
 
 
