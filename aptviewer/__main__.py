@@ -27,6 +27,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"aptviewer {__version__}")
     parser.add_argument("--demo", action="store_true",
                         help="generate a small synthetic EPOS dataset (once) and open it")
+    parser.add_argument("--new-window", action="store_true",
+                        help="open a new window even if aptviewer is already running")
+    # Releases: the bundle check starts the window and exits 0 after its first complete draw.
+    parser.add_argument("--smoke-test", action="store_true", help=argparse.SUPPRESS)
+    desktop = parser.add_argument_group("desktop integration (per user, no administrator rights)")
+    desktop.add_argument("--install-desktop", action="store_true",
+                         help="add a Start-menu shortcut / .desktop entry, the icon and 'Open with' for data files "
+                              "(with --dry-run: print what would be written)")
+    desktop.add_argument("--uninstall-desktop", action="store_true",
+                         help="remove exactly what --install-desktop wrote")
     batch = parser.add_argument_group("batch mode (headless)")
     batch.add_argument("--batch", action="store_true", help="process the PATHs without a window")
     batch.add_argument("--recursive", action="store_true", help="descend into sub-folders of folder PATHs")
@@ -73,6 +83,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.chunk_size is not None and args.chunk_size < 1:
         parser.error("--chunk-size must be a positive number of rows")
+    if args.install_desktop or args.uninstall_desktop:
+        if args.install_desktop and args.uninstall_desktop:
+            parser.error("choose one of --install-desktop and --uninstall-desktop")
+        from .desktop import run_desktop_command
+
+        return run_desktop_command(args)
     if args.batch or args.list_instruments:
         from .batch import run_batch
 
@@ -80,13 +96,13 @@ def main(argv=None) -> int:
     paths = list(args.paths)
     if args.demo:
         paths.insert(0, str(ensure_demo_dataset()))
-    return _run_gui(paths)
+    return _run_gui(paths, new_window=args.new_window, smoke_test=args.smoke_test)
 
 
-def _run_gui(paths) -> int:
+def _run_gui(paths, new_window=False, smoke_test=False) -> int:
     from .ui import main as gui_main
 
-    return gui_main(paths)
+    return gui_main(paths, new_window=new_window, smoke_test=smoke_test)
 
 
 def gui_main() -> int:

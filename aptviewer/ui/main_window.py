@@ -35,6 +35,7 @@ from .. import __version__
 from ..core.errors import DataFormatError
 from ..core.roles import find_roles
 from . import gc_policy
+from .app_icon import app_icon
 from . import settings as prefs
 from .correction_dialog import CorrectionDialog
 from .export import export_plot_image, write_histogram2d_csv, write_histogram_csv, write_history_csv
@@ -52,6 +53,8 @@ from .jobs import (
 from .plots import HistoryPlot, HitMapPlot, SpectrumPlot, set_title
 from .ranging import install as install_ranging
 from .side_panel import SidePanel, format_bytes, format_rows
+from .single_instance import attach as attach_instance
+from .smoke import arm_smoke_test
 from .views import CorrectionView, DriftView, suggest_tof_windows
 from .tasks import TaskRunner
 from .worker import Task
@@ -844,6 +847,7 @@ def build_main_window(paths=()) -> MainWindow:
     sys.setswitchinterval(min(sys.getswitchinterval(), GUI_SWITCH_INTERVAL_S))
     gc_policy.install(QApplication.instance())
     window = MainWindow()
+    window.setWindowIcon(app_icon())
     window.resize(1400, 900)
     window.show()
     if paths:
@@ -851,11 +855,21 @@ def build_main_window(paths=()) -> MainWindow:
     return window
 
 
-def main(paths=()) -> int:
-    """Create the application, show the window with ``paths`` and run the event loop."""
+def main(paths=(), instance=None, smoke_test=False) -> int:
+    """Create the application, show the window with ``paths`` and run the event loop.
+
+    ``instance``: the :class:`~aptviewer.ui.single_instance.InstanceServer` whose hand-overs
+    the window opens; ``smoke_test``: exit after the first complete draw (see :mod:`.smoke`).
+    """
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("aptviewer")
     app.setOrganizationName(prefs.ORGANIZATION)
     app.setApplicationVersion(__version__)
+    app.setDesktopFileName("aptviewer")  # Wayland/X11: match the installed aptviewer.desktop
+    app.setWindowIcon(app_icon())
     window = build_main_window(paths)  # noqa: F841 - kept alive for the loop
+    if instance is not None:
+        attach_instance(app, window, instance)
+    if smoke_test:
+        arm_smoke_test(app, window)
     return app.exec()

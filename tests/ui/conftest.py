@@ -39,6 +39,16 @@ def _isolated_settings(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def _private_home(tmp_path_factory, monkeypatch):
+    """A throw-away home folder: nothing is written to the user's, and a window started
+    in-process gets its own one-window-per-user name (aptviewer.ui.single_instance)."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("USERPROFILE", str(home))
+    return home
+
+
+@pytest.fixture(autouse=True)
 def _dangling_qthreads(monkeypatch, qtbot):
     """Fail a test that leaves a QThread running (after napari's fixture of the same name)."""
     from PySide6.QtCore import QThread

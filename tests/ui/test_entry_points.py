@@ -33,7 +33,7 @@ def test_batch_mode_never_imports_qt(demo_epos):
 @pytest.fixture
 def gui_calls(monkeypatch):
     calls = []
-    monkeypatch.setattr("aptviewer.ui.main", lambda paths=(): calls.append(list(paths)) or 0)
+    monkeypatch.setattr("aptviewer.ui.main", lambda paths=(), **options: calls.append(list(paths)) or 0)
     return calls
 
 
