@@ -376,11 +376,14 @@ class MainWindow(QMainWindow):
 
     def open_paths(self, paths) -> bool:
         """Open the first of ``paths`` and list the others in the Files box, to show with a click."""
+        paths, range_files = self.ranging.split_range_files(paths)
         paths = [Path(p) for p in paths]
         for path in paths:
             if path.is_file():
                 self.side_panel.files.add(path.resolve())
-        return self.open_path(paths[0]) if paths else False
+        opened = self.open_path(paths[0]) if paths else False
+        self.ranging.load_range_files(range_files)  # after the data: they win over a sibling range file
+        return opened
 
     def _fill_recent_menu(self) -> None:
         menu = self.recent_menu
@@ -420,7 +423,6 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         event.acceptProposedAction()
-        paths = self.ranging.take_range_files(paths)  # range files load here; data files open below
         # Open after the drop returns, so the source application is not kept waiting.
         QTimer.singleShot(0, lambda: self.open_paths(paths))
 

@@ -201,15 +201,15 @@ class RangingController(QObject):
     def is_range_file(path) -> bool:
         return Path(path).suffix.lower() in RANGE_SUFFIXES
 
-    def take_range_files(self, paths) -> list:
-        """Load the range files among dropped ``paths``; return the other paths."""
-        rest = []
+    def split_range_files(self, paths) -> tuple[list, list]:
+        """``(data paths, range file paths)`` of ``paths`` (by the range files' suffixes)."""
+        paths = list(paths)
+        return ([p for p in paths if not self.is_range_file(p)], [p for p in paths if self.is_range_file(p)])
+
+    def load_range_files(self, paths) -> None:
+        """Load range files given with the data (dropped, on the command line); the last one stays."""
         for path in paths:
-            if self.is_range_file(path):
-                self.load_ranges(path)
-            else:
-                rest.append(path)
-        return rest
+            self.load_ranges(path)
 
     def load_ranges(self, path, *, auto: bool = False) -> bool:
         """Read a range file and make its ranges current (undoable); warnings are shown.

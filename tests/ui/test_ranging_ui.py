@@ -413,6 +413,18 @@ def test_the_sibling_range_file_is_loaded_with_the_data(qtbot, window, tmp_path)
     assert "run42.RRNG" in window.ranging.panel.header.text()
 
 
+def test_a_range_file_given_with_the_data_wins_over_the_sibling(qtbot, window, tmp_path, data):
+    _, rrng = data
+    path = write_demo_epos(tmp_path / "run7.epos", 10_000, seed=5)
+    (tmp_path / "run7.rrng").write_text(DEMO_RRNG.replace("Range4=26.80 27.40", "Range4=26.70 27.50"))
+    with wait_count(qtbot, window):
+        assert window.open_paths([rrng, path])      # e.g. aptviewer alloy.rrng run7.epos
+    assert window.path == path
+    assert window.ranging.source_name == "alloy.rrng"
+    assert (window.ranging.ranges[3].low, window.ranging.ranges[3].high) == (26.8, 27.4)
+    assert window.side_panel.files.paths() == [str(path.resolve())]
+
+
 def test_parser_warnings_are_shown_not_lost(qtbot, window, tmp_path):
     odd = tmp_path / "odd.rrng"
     odd.write_text(DEMO_RRNG.replace("Range2=11.90 12.10", "Range2=11,90 12,10"))
