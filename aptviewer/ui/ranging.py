@@ -469,21 +469,17 @@ class RangingController(QObject):
         self._update_actions()
 
     def schedule_recount(self) -> None:
-        """Count the current ranges soon: now, or once the overview stream has ended.
-
-        Counting waits for the stream so that the two passes do not fight over the disk and
-        the cores, and the stream's progress keeps the status bar until it is done.
-        """
-        if self.window.tasks.is_live("stream"):
-            self._recount_pending = True
-            self.window.tasks.cancel(self.COUNT_KIND)
-            if len(self.ranges):
-                self.panel.progress.setText("Counting starts when the overview stream is complete.")
-        else:
-            self._recount_timer.start(0)
+        """Count the current ranges soon (coalescing a burst of edits into one pass)."""
+        self._recount_timer.start(0)
 
     def _on_task_ended(self, kind: str, outcome: str) -> None:
-        if kind == "stream" and self._recount_pending:
+        if kind != "stream" or not self._recount_pending:
+            return
+        if outcome == "cancelled":
+            # The user stopped the work (Cancel): the count waits for the next complete stream.
+            self.panel.progress.setText("Not counted: the overview was cancelled. Counting starts with the next "
+                                        "complete overview (or after an edit).")
+        else:
             self._recount_timer.start(0)
 
     def recount(self) -> int | None:
@@ -491,6 +487,14 @@ class RangingController(QObject):
         self._recount_timer.stop()
         self._recount_pending = False
         w = self.window
+        if w.tasks.is_live("stream"):
+            # Counting waits for the overview stream, so that the two passes do not fight over
+            # the disk and the cores and the stream keeps the status bar until it is done.
+            self._recount_pending = True
+            w.tasks.cancel(self.COUNT_KIND)
+            if len(self.ranges):
+                self.panel.progress.setText("Counting starts when the overview stream is complete.")
+            return None
         if w.table is None or len(self.ranges) == 0:
             w.tasks.cancel(self.COUNT_KIND)
             self.panel.show_composition(None)

@@ -203,6 +203,35 @@ def test_background_on_shows_the_cores_corrected_composition(qtbot, window, data
     assert panel.ions.columnCount() == 3
 
 
+def test_cancelling_the_overview_does_not_start_the_count(qtbot, window, data, monkeypatch, gate):
+    from aptviewer.core import overview as core_overview
+
+    class HeldAccumulator(core_overview.OverviewAccumulator):
+        def update(self, chunk, start):
+            super().update(chunk, start)
+            if start == 0:
+                gate.wait_here()
+
+    monkeypatch.setattr(core_overview, "OverviewAccumulator", HeldAccumulator)
+    path, rrng = data
+    window.side_panel.plot_settings.set_chunk_size(4096)
+    window.ranging.load_ranges(rrng)
+    window.open_path(path)
+    assert gate.reached.wait(10)
+    qtbot.waitUntil(lambda: "when the overview stream is complete" in window.ranging.panel.progress.text(),
+                    timeout=2000)
+    with qtbot.waitSignal(window.task_ended, check_params_cb=ended("stream", "cancelled"), timeout=TIMEOUT):
+        window.cancel_tasks()
+        gate.release()
+    QApplication.processEvents()
+    assert not window.tasks.is_live("ranging") and window.ranging.composition is None
+    assert "Not counted" in window.ranging.panel.progress.text()
+    # An edit counts at once.
+    with wait_count(qtbot, window):
+        window.ranging.remove_range(0)
+    assert window.ranging.composition.total == 20_000
+
+
 def test_the_panel_fills_in_while_the_count_streams(qtbot, window, data, monkeypatch):
     from aptviewer.ui import ranging_jobs
 
