@@ -15,7 +15,7 @@ import numpy as np
 
 from .accumulate import iter_table_chunks
 from .lazy import DEFAULT_CHUNK_SIZE
-from .overview import DatasetOverview, OverviewAccumulator, _columns_and_dtypes, history_indices
+from .overview import DatasetOverview, OverviewAccumulator, history_indices
 from .progress import raise_if_cancelled, report_progress
 from .roles import find_roles
 
@@ -65,6 +65,13 @@ def count_in_windows(source, windows: MassWindows, *, column: str | None = None,
         report_progress(progress_callback, done, total)
     raise_if_cancelled(cancel, what)
     return selected
+
+
+def _columns_and_dtypes(source) -> tuple[list[str], dict]:
+    """Column names and dtypes of a LazyTable or DataFrame (``.columns``, ``.dtypes``) or a mapping of arrays."""
+    if hasattr(source, "dtypes") and hasattr(source, "columns"):
+        return list(source.columns), dict(source.dtypes)
+    return list(source), {name: np.asarray(values).dtype for name, values in source.items()}
 
 
 def _mc_column(source) -> str:
