@@ -364,7 +364,8 @@ class RangingController(QObject):
     def _band_menu(self, index: int, screen_pos) -> None:
         mass_range = self.ranges[index]
         menu = QMenu(self.window)
-        title = menu.addAction(f"{mass_range.ion.name} [{mass_range.low:.3f}, {mass_range.high:.3f}) Da")
+        label = ion_label(pretty_formula(mass_range.ion.name), mass_range.ion.charge)
+        title = menu.addAction(f"{label} [{mass_range.low:.3f}, {mass_range.high:.3f}) Da")
         title.setEnabled(False)
         menu.addAction("Delete range", lambda: self.remove_range(index))
         menu.addAction("Identify peak…", lambda: self.identify_peak((mass_range.low + mass_range.high) / 2))
