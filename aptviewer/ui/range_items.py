@@ -338,3 +338,26 @@ class IsotopeSticks:
             self.show(self.peaks, self.label)
 
 
+
+
+class BackgroundCurve:
+    """The fitted ``A/sqrt(m)`` background as expected counts per bin of the spectrum (dashed)."""
+
+    def __init__(self, plot):
+        self.plot_item = plot.plot_item
+        self.curve = None
+        self.expected: np.ndarray | None = None
+
+    def show(self, model, edges: np.ndarray) -> None:
+        """Draw ``model``'s counts in each bin ``[edges[i], edges[i + 1])`` (its exact integral)."""
+        self.clear()
+        edges = np.asarray(edges, dtype=np.float64)
+        self.expected = np.array([model.counts_between(a, b) for a, b in zip(edges[:-1], edges[1:])])
+        self.curve = self.plot_item.plot(edges, np.maximum(self.expected, LOG_FLOOR), stepMode="center",
+                                         pen=pg.mkPen("#c0392b", width=1.5, style=Qt.DashLine))
+        self.curve.setZValue(2)
+
+    def clear(self) -> None:
+        if self.curve is not None:
+            self.plot_item.removeItem(self.curve)
+        self.curve, self.expected = None, None

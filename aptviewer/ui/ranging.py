@@ -35,7 +35,7 @@ from .composition_panel import CompositionPanel, format_percent
 from .jobs import history_density
 from .plots import set_title
 from .range_dialog import AddRangeDialog, IdentifyPeakDialog, NewRange, ion_label, pretty_formula
-from .range_items import IsotopeSticks, RangeBands, SpectrumMouse
+from .range_items import BackgroundCurve, IsotopeSticks, RangeBands, SpectrumMouse
 from .ranging_jobs import make_range_count_job, make_selected_overview_job
 
 logger = logging.getLogger(__name__)
@@ -105,6 +105,7 @@ class RangingController(QObject):
         self.bands = RangeBands(plot)
         self.mouse = SpectrumMouse(plot, self.bands)
         self.sticks = IsotopeSticks(plot)
+        self.background_curve = BackgroundCurve(plot)
         self.panel = CompositionPanel()
         self.dock = QDockWidget("Composition", window)
         self.dock.setObjectName("composition_dock")
@@ -294,6 +295,7 @@ class RangingController(QObject):
         self.ranges, self.source_name = ranges, source
         self.counts = None
         self.corrected = None
+        self.background_curve.clear()
         self.bands.set_ranges(ranges)
         self.panel.show_ranges(ranges, source)
         if self.filter_names:
@@ -451,6 +453,7 @@ class RangingController(QObject):
     def on_file_opened(self, path: str) -> None:
         """Load a sibling range file (``<stem>.rrng/.rng/.env``) if there is one; count the ranges."""
         self.counts = self.composition = self.corrected = self.filtered_overview = None
+        self.background_curve.clear()
         self.filter_names = None
         self.panel.set_filter_note(None)
         self.panel.show_composition(None)
@@ -463,6 +466,7 @@ class RangingController(QObject):
         self.window.tasks.cancel(self.COUNT_KIND)
         self.window.tasks.cancel(self.FILTER_KIND)
         self.counts = self.composition = self.corrected = self.filtered_overview = None
+        self.background_curve.clear()
         self.filter_names = None
         self.panel.set_filter_note(None)
         self.panel.show_composition(None)
@@ -572,13 +576,23 @@ class RangingController(QObject):
                                           f"fitted on {windows}{more} Da")
         if panel.background.isChecked() and self.corrected is not None:
             self.composition = self.corrected
+            self._draw_background()
         else:
             self.composition = composition(self.counts)
+            self.background_curve.clear()
         panel.show_composition(self.composition, self.counts.total, self.counts.total, complete=True)
         self._update_actions()
         self.composition_updated.emit(True)
 
+    def _draw_background(self) -> None:
+        """The fitted background over the spectrum, in its bins, so the fit can be judged."""
+        edges = self.plot.edges
+        if edges is not None and self.corrected is not None and self.corrected.background is not None:
+            self.background_curve.show(self.corrected.background, edges)
+
     def _on_overview_drawn(self, complete: bool) -> None:
+        if complete and self.background_curve.curve is not None:
+            self._draw_background()   # the binning may have changed
         if self.filter_names and self.filtered_overview is not None:
             self._draw_filtered(self.filtered_overview)  # the full stream redrew the plots
 

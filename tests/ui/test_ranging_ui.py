@@ -197,9 +197,16 @@ def test_background_on_shows_the_cores_corrected_composition(qtbot, window, data
     assert panel.ions.item(0, len(headers) - 1).text() == format_percent(expected.ionic["fraction_corrected"][0],
                                                                          expected.ionic["sigma_corrected"][0])
     assert "A/√m" in panel.background_note.text()
+    # The fitted background is drawn over the spectrum: the model's counts in each bin.
+    curve = ranging.background_curve
+    edges = window.plots["mass"].edges
+    assert curve.curve is not None and curve.curve.isVisible()
+    mid = len(edges) // 2
+    assert curve.expected[mid] == pytest.approx(expected.background.counts_between(edges[mid], edges[mid + 1]))
     with wait_count(qtbot, window):
         panel.background.setChecked(False)
     assert "fraction_corrected" not in ranging.composition.ionic.columns
+    assert curve.curve is None
     assert panel.ions.columnCount() == 3
 
 
