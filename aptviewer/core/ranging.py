@@ -16,7 +16,8 @@ through it in one pass.
 
 from __future__ import annotations
 
-import contextlib
+import collections
+import itertools
 import re
 import threading
 from collections.abc import Iterable, Mapping
@@ -678,11 +679,13 @@ def stream_column(source, column: str, accumulators, *, chunk_size: int = DEFAUL
                   cancel=None, progress_callback=None, what: str | None = None) -> int:
     """Feed one column of ``source`` to ``accumulators`` (objects with ``update(array)``).
 
-    Chunks are read and added on ``PARALLEL_THREADS`` threads of one pool, each thread
-    holding one chunk (memory stays bounded; NumPy releases the GIL). Every chunk checks
-    ``cancel`` before it is read; progress is reported in rows, in order, from the calling
-    thread as the chunks complete, so a GUI callback never runs on a pool thread. Returns
-    the rows streamed.
+    Chunks are read and added on ``PARALLEL_THREADS`` threads of one pool, at most one
+    chunk per thread in flight (memory stays bounded; NumPy releases the GIL), the next
+    chunk starting as soon as one is done. Every chunk checks ``cancel`` before it is read.
+    Progress is reported in rows, in order, from the calling thread as the chunks complete,
+    so a GUI callback never runs on a pool thread, and an accumulator snapshot taken in it
+    holds at most ``PARALLEL_THREADS - 1`` chunks more than the rows reported. Returns the
+    rows streamed.
     """
     chunk_size = _check_chunk_size(chunk_size)
     n, read = _column_reader(source, column)
@@ -696,13 +699,21 @@ def stream_column(source, column: str, accumulators, *, chunk_size: int = DEFAUL
             accumulator.update(chunk)
         return hi
 
-    starts = range(0, n, chunk_size)
-    threads = min(PARALLEL_THREADS, len(starts))
+    starts = iter(range(0, n, chunk_size))
+    threads = max(1, min(PARALLEL_THREADS, -(-n // chunk_size)))
     report_progress(progress_callback, 0, n)
-    with ThreadPoolExecutor(max_workers=threads) if threads > 1 else contextlib.nullcontext() as pool:
-        # (Executor.map cancels the chunks not yet started when one raises)
-        for done in (pool.map(add, starts) if pool is not None else map(add, starts)):
-            report_progress(progress_callback, done, n)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        pending = collections.deque(pool.submit(add, lo) for lo in itertools.islice(starts, threads))
+        try:
+            while pending:
+                done = pending.popleft().result()
+                following = next(starts, None)
+                if following is not None:
+                    pending.append(pool.submit(add, following))
+                report_progress(progress_callback, done, n)
+        finally:
+            for future in pending:
+                future.cancel()
     raise_if_cancelled(cancel, what)
     return n
 

@@ -238,3 +238,20 @@ def test_range_counts_streams_a_lazy_table_with_progress_and_cancel(tmp_path):
 def test_range_counts_needs_a_mass_column():
     with pytest.raises(KeyError, match="mass-to-charge"):
         range_counts(pd.DataFrame({"x": [1.0]}), RangeSet([MassRange(1, 2, FE)]))
+
+
+def test_stream_column_snapshots_follow_the_progress():
+    # A snapshot taken in the progress callback holds at most PARALLEL_THREADS - 1 chunks
+    # beyond the rows reported: the GUI shows counts that grow with the progress bar.
+    from aptviewer.core.lazy import PARALLEL_THREADS
+    from aptviewer.core.ranging import stream_column
+
+    ranges = RangeSet([MassRange(0.0, 50.0, FE)])
+    counter = RangeCounter(ranges)
+    values = np.random.default_rng(0).uniform(0, 100, 50_000)
+    seen = []
+    stream_column({"m": values}, "m", [counter], chunk_size=1000,
+                  progress_callback=lambda done, total: seen.append((done, counter.total)))
+    assert [done for done, _ in seen] == list(range(0, 50_001, 1000))
+    assert all(done <= rows <= done + (PARALLEL_THREADS - 1) * 1000 for done, rows in seen[1:])
+    assert counter.total == 50_000
