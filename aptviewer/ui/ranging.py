@@ -114,6 +114,8 @@ class RangingController(QObject):
                               | QDockWidget.DockWidgetClosable)
         self.dock.setMinimumWidth(360)
         window.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+        # Hidden until there are ranges (View > Composition shows it): the plots keep their room.
+        self.dock.hide()
         self._recount_timer = QTimer(self)
         self._recount_timer.setSingleShot(True)
         self._recount_timer.timeout.connect(self.recount)
@@ -292,6 +294,8 @@ class RangingController(QObject):
                                         source if source is not None else self.source_name))
 
     def _apply(self, ranges: RangeSet, source: str | None) -> None:
+        if len(ranges) and not len(self.ranges):
+            self.dock.show()
         self.ranges, self.source_name = ranges, source
         self.counts = None
         self.corrected = None

@@ -138,9 +138,11 @@ def test_loading_ranges_draws_one_band_per_range_in_view(qtbot, window, data):
     with qtbot.waitSignal(window.task_ended, check_params_cb=ended("stream"), timeout=TIMEOUT):
         window.open_path(path)
     ranging = window.ranging
+    assert not ranging.dock.isVisible()
     with wait_count(qtbot, window):
         assert ranging.load_ranges(rrng)
     assert len(ranging.ranges) == 4 and ranging.source_name == "alloy.rrng"
+    assert ranging.dock.isVisible()    # hidden until there are ranges
     bands = ranging.bands
     plot = window.plots["mass"]
     assert len(bands.ranges) == 4
