@@ -504,6 +504,9 @@ def test_filtering_by_an_ion_gives_the_hit_map_of_the_selected_rows(qtbot, windo
     chosen = ((mc >= 13.3) & (mc < 13.75)) | ((mc >= 26.8) & (mc < 27.4))
     hitmap = window.plots["hitmap"]
     x_edges, y_edges = hitmap.edges
+    # The filtered map shares the bins of the full one.
+    np.testing.assert_array_equal(x_edges, window.current_overview.detector_x_edges)
+    np.testing.assert_array_equal(y_edges, window.current_overview.detector_y_edges)
     expected, _, _ = np.histogram2d(records["det_x (mm)"][chosen], records["det_y (mm)"][chosen],
                                     bins=(x_edges, y_edges))
     np.testing.assert_array_equal(hitmap.counts, expected)
