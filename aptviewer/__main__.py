@@ -44,10 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="apply the reflectron correction with this built-in preset (see --list-instruments)")
     batch.add_argument("--list-instruments", action="store_true", help="list the built-in reflectron presets")
     batch.add_argument("--output-dir", type=Path, metavar="DIR", help="write outputs here instead of beside each input")
-    batch.add_argument("--save-epos", action="store_true", help="also write <stem>_corrected.epos (needs RAM for the whole file)")
+    batch.add_argument("--save-epos", action="store_true",
+                       help="also write <stem>_corrected.epos (from the same pass over the input)")
     batch.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     batch.add_argument("--dry-run", action="store_true", help="list what would be done, do nothing")
     batch.add_argument("--no-plots", action="store_true", help="do not write <stem>_overview.png")
+    batch.add_argument("--multihit", action="store_true",
+                       help="also analyse multi-hit events: a 'multihit' section in the summary JSON, "
+                            "<stem>_correlation.csv and (with plots) <stem>_correlation.png")
     batch.add_argument("--chunk-size", type=int, default=None, metavar="N", help="rows per chunk (default 1048576)")
     batch.add_argument("--quiet", action="store_true", help="print only errors and the closing table")
     batch.add_argument("--ranges", metavar="FILE|auto",
@@ -55,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
                             "file): adds a composition section to the summary JSON and writes <stem>_composition.csv")
     batch.add_argument("--background", action="store_true",
                        help="with --ranges: fit the A/sqrt(m) background and report corrected compositions too")
+    binning = parser.add_argument_group("overview binning (batch summaries and PNGs)")
+    binning.add_argument("--mass-range", type=float, nargs=2, metavar=("LO", "HI"), help="mass spectrum range, Da "
+                         "(default 0 100)")
+    binning.add_argument("--mass-bin", type=float, metavar="DA", help="mass spectrum bin width, Da (default 0.1)")
+    binning.add_argument("--tof-range", type=float, nargs=2, metavar=("LO", "HI"), help="TOF spectrum range, ns "
+                         "(default 0 5000)")
+    binning.add_argument("--tof-bin", type=float, metavar="NS", help="TOF spectrum bin width, ns (default 1)")
+    binning.add_argument("--detector-bins", type=int, metavar="N", help="hit map bins per axis (default 256)")
     return parser
 
 

@@ -1,10 +1,16 @@
 """Headless batch mode: ``aptviewer --batch PATH [PATH ...]``. Never imports Qt.
 
-Without ``--instrument`` every data file gets a short summary (format, rows, columns and
-the range of its main columns). With ``--instrument KEY`` every EPOS file is
-reflectron-corrected into ``<stem>_corrected.h5`` (and ``<stem>_corrected.epos`` with
-``--save-epos``), beside the input or under ``--output-dir``. One bad file is reported and
-the rest go on; a closing table lists what was done, skipped and failed.
+The console front end of the workflows (:mod:`aptviewer.workflows`): it finds the inputs,
+turns the flags into parameters, prints progress and the closing table, and handles
+Ctrl-C. Every data file gets its report (:func:`~aptviewer.workflows.run_file_report`:
+``<stem>_summary.json`` and, drawn by one child process for the whole run,
+``<stem>_overview.png``). With ``--instrument KEY`` every file with detector coordinates
+is also reflectron-corrected (:func:`~aptviewer.workflows.run_correction`) into
+``<stem>_corrected.h5`` (and ``<stem>_corrected.epos`` with ``--save-epos``, from the same
+pass). Outputs go beside the input or under ``--output-dir``; same-stem inputs of one
+folder get the extension in their output names (:mod:`aptviewer.workflows.naming`). One
+bad file is reported and the rest go on; a closing table lists what was done, skipped and
+failed, including atom probe files in unsupported formats and broken links.
 
 Exit codes: 0 when every file succeeded (or was skipped), 1 when any failed, 2 for usage
 errors, 130 after Ctrl-C (which stops the running file within one chunk, leaving no
@@ -25,14 +31,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .core import DEFAULT_CHUNK_SIZE, OperationCancelled
-from .core.progress import is_cancelled, raise_if_cancelled
+from .core.progress import is_cancelled
+from .workflows.naming import CORRECTED_SUFFIX, InputFile, check_not_an_input, plan_outputs
+from .workflows.opening import SUPPORTED_SUFFIXES, UnsupportedFormatError, is_atom_probe_file
 
 logger = logging.getLogger(__name__)
 
-DATA_SUFFIXES = (".epos", ".pos", ".h5", ".hdf5")
+DATA_SUFFIXES = SUPPORTED_SUFFIXES
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 #: Suffix of every output stem: ``run.epos`` -> ``run_corrected.h5``.
-OUTPUT_SUFFIX = "_corrected"
+OUTPUT_SUFFIX = CORRECTED_SUFFIX
 
 
 # ---------------------------------------------------------------------------------------
@@ -40,35 +48,37 @@ OUTPUT_SUFFIX = "_corrected"
 # ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class InputFile:
-    """A file to process and, when it was found in a folder PATH, that folder."""
+def collect_inputs(paths, recursive: bool = False, suffixes: Sequence[str] | None = None) -> list[InputFile]:
+    """The files named by ``paths``: files as given, folders scanned for atom probe files.
 
-    path: Path
-    root: Path | None = None
-
-
-def collect_inputs(paths, recursive: bool = False, suffixes: Sequence[str] = DATA_SUFFIXES) -> list[InputFile]:
-    """The files named by ``paths``: files as given, folders scanned for ``suffixes``.
-
-    Each file is listed once (the first time it is named). Missing paths are kept, so
-    that processing them reports the error.
+    A folder scan lists every entry with an atom probe extension: the supported ones,
+    the unsupported ones (reported as skipped) and broken links or unreadable entries
+    (reported as failed); ``suffixes`` narrows it to those extensions. Each file is listed
+    once (the first time it is named). Missing paths are kept, so that processing them
+    reports the error.
     """
     seen: set[Path] = set()
     found: list[InputFile] = []
 
     def add(item: InputFile) -> None:
-        key = item.path.resolve()
+        key = item.path.absolute() if item.path.is_symlink() and not item.path.exists() else item.path.resolve()
         if key not in seen:
             seen.add(key)
             found.append(item)
+
+    def wanted(child: Path) -> bool:
+        if child.name.startswith("."):
+            return False
+        if suffixes is not None:
+            return child.suffix.lower() in suffixes
+        return is_atom_probe_file(child)
 
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
             for child in sorted(path.glob(pattern)):
-                if child.is_file() and child.suffix.lower() in suffixes and not child.name.startswith("."):
+                if wanted(child) and not child.is_dir():
                     add(InputFile(child, path))
         else:
             add(InputFile(path))
@@ -94,16 +104,22 @@ def format_report(report: dict) -> list[str]:
              + (f"   size: {size / 1e6:,.1f} MB" if size is not None else ""),
              f"  columns: {', '.join(report.get('table_columns', []))}"]
     names = list(dict.fromkeys(report.get("columns", {}).values()))
+    not_recorded = set(report.get("not_recorded", []))
     if names:
         width = max(len(n) for n in names)
         lines.append(f"  {'':>{width}}  {'min':>12} {'median':>12} {'max':>12}")
     for name in names:
         values = [report.get(f"{name}_{stat}") for stat in ("min", "median", "max")]
-        if all(v is None for v in values):
+        if name in not_recorded:
+            lines.append(f"  {name:>{width}}  not recorded (all zero)")
+        elif all(v is None for v in values):
             lines.append(f"  {name:>{width}}  no finite values")
         else:
             lines.append(f"  {name:>{width}}  " + " ".join(f"{v:>12.6g}" if v is not None else f"{'-':>12}"
                                                           for v in values))
+    others = [name for name in report.get("not_recorded", []) if name not in names]
+    if others:
+        lines.append(f"  not recorded (all zero): {', '.join(others)}")
     return lines
 
 
@@ -144,6 +160,18 @@ class _Console:
     def error(self, text: str) -> None:
         _write(self.err, text)
 
+    def phase(self, label: str, progress, text: str) -> None:
+        """Show that a new phase of the file's work starts (the bar then restarts)."""
+        if self.quiet:
+            return
+        if progress is not None and hasattr(progress, "bar"):
+            progress.bar.set_description(f"{label}, {text}")
+            progress.bar.reset()
+            return
+        if progress is not None and hasattr(progress, "reported"):
+            progress.reported[0] = -1
+        _write(self.out, f"  {label}: {text}")
+
     @contextmanager
     def progress(self, label: str, unit: str = "rows"):
         """Yield a ``callback(done, total)`` that draws this file's progress."""
@@ -163,6 +191,7 @@ class _Console:
                 else:
                     bar.update(done - bar.n)
 
+            update.bar = bar
             try:
                 yield update
             finally:
@@ -177,6 +206,7 @@ class _Console:
                 reported[0] = tenth
                 _write(self.out, f"  {label}: {10 * tenth:3d}% ({done:,} / {total:,} {unit})")
 
+        plain.reported = reported
         yield plain
 
     def table(self, outcomes: list[Outcome], dry_run: bool) -> None:
@@ -226,53 +256,78 @@ def _ctrl_c_cancels(event: threading.Event):
 
 
 def output_paths(item: InputFile, output_dir: Path | None, *, correct: bool = False, save_epos: bool = False,
-                 plots: bool = True, composition: bool = False) -> dict[str, Path]:
-    """Where the outputs of ``item`` go, beside the input or under ``output_dir``.
+                 plots: bool = True, shared_stem: bool = False, composition: bool = False,
+                 multihit: bool = False) -> dict[str, Path]:
+    """Where the outputs of ``item`` go (see :mod:`aptviewer.workflows.naming`).
 
-    Keys: ``json`` (the summary) and ``png`` (the overview, with ``plots``) always; ``h5``
-    and, with ``save_epos``, ``epos`` when correcting. Under ``output_dir`` the sub-folders
-    of a folder PATH are mirrored.
+    Keys: ``h5`` and, with ``save_epos``, ``epos`` when correcting; ``json`` (the summary)
+    and ``png`` (the overview, with ``plots``); ``composition_csv`` with ``composition``;
+    ``correlation_csv`` (and ``correlation_png`` with ``plots``) with ``multihit``.
     """
-    if output_dir is None:
-        folder = item.path.parent
-    elif item.root is not None:
-        folder = output_dir / item.path.parent.relative_to(item.root)
-    else:
-        folder = output_dir
-    stem = item.path.stem
-    outputs = {}
-    if correct:
-        outputs["h5"] = folder / f"{stem}{OUTPUT_SUFFIX}.h5"
-        if save_epos:
-            outputs["epos"] = folder / f"{stem}{OUTPUT_SUFFIX}.epos"
-    outputs["json"] = folder / f"{stem}_summary.json"
-    if plots:
-        outputs["png"] = folder / f"{stem}_overview.png"
-    if composition:
-        outputs["composition_csv"] = folder / f"{stem}_composition.csv"
-    return outputs
+    from .workflows.naming import output_paths as paths_of
+
+    return paths_of(item, output_dir, kinds=_kinds(correct, save_epos, plots, composition, multihit),
+                    shared_stem=shared_stem)
+
+
+def _kinds(correct: bool, save_epos: bool, plots: bool, composition: bool = False,
+           multihit: bool = False) -> tuple[str, ...]:
+    return (("h5",) if correct else ()) + (("epos",) if correct and save_epos else ()) + ("json",) + \
+        (("png",) if plots else ()) + (("composition_csv",) if composition else ()) + \
+        (("correlation_csv",) + (("correlation_png",) if plots else ()) if multihit else ())
 
 
 def _message(exc: BaseException, path: Path) -> str:
     """The error message without the leading file name (the table shows the file)."""
     text = str(exc) or type(exc).__name__
-    for prefix in (f"{path}: ", f"{path.resolve()}: "):
+    for prefix in (f"{path}: ", f"{path.resolve()}: ", f"{path.absolute()}: "):
         if text.startswith(prefix):
             return text[len(prefix):]
     return text if path.name in text else f"{type(exc).__name__}: {text}"
 
 
+def binning_from_args(args):
+    """The :class:`~aptviewer.workflows.params.Binning` of the batch flags (``ValueError`` if invalid)."""
+    from .workflows.params import Binning
+
+    given = {"mass_range": getattr(args, "mass_range", None), "mass_bin": getattr(args, "mass_bin", None),
+             "tof_range": getattr(args, "tof_range", None), "tof_bin": getattr(args, "tof_bin", None),
+             "detector_bins": getattr(args, "detector_bins", None)}
+    return Binning(**{name: tuple(value) if isinstance(value, list) else value
+                      for name, value in given.items() if value is not None})
+
+
+def report_extras(args) -> tuple:
+    """The extra analyses fed by every file's report pass, from the flags (``--ranges``...).
+
+    Each is a :class:`~aptviewer.workflows.report.ReportExtra`; its result goes to the
+    summary JSON under its name. They share the report's one pass over the file.
+    """
+    return ()
+
+
 class _Batch:
-    def __init__(self, args, console: _Console, mesh, cancel: threading.Event, ranges=None):
+    def __init__(self, args, console: _Console, preset: str | None, cancel: threading.Event, binning=None,
+                 renderer=None, extras: tuple = (), ranges=None):
         self.args = args
         self.ranges = ranges  # LoadedRanges, "auto" or None (see aptviewer.workflows.composition)
         self.console = console
-        self.mesh = mesh
+        self.preset = preset
         self.cancel = cancel
+        self.binning = binning
+        self.renderer = renderer
         self.chunk_size = args.chunk_size or DEFAULT_CHUNK_SIZE
         self.claimed: dict[Path, Path] = {}  # output -> the input that writes it
+        self.plans: dict[Path, dict[str, Path]] = {}
+        self.inputs: list[Path] = []
+        #: Extra analyses fed by every file's report pass (see report_extras).
+        self.extras = tuple(extras)
 
     def run(self, items: list[InputFile]) -> list[Outcome]:
+        kinds = _kinds(self.preset is not None, self.args.save_epos, not self.args.no_plots, self.ranges is not None,
+                       bool(getattr(self.args, "multihit", False)))
+        self.plans = plan_outputs(items, self.args.output_dir, kinds=kinds)
+        self.inputs = [item.path for item in items]
         outcomes = []
         for item in items:
             if is_cancelled(self.cancel):
@@ -285,6 +340,8 @@ class _Batch:
                     outcome = self.process(item)
                 except OperationCancelled:
                     outcome = Outcome(item.path, "cancelled", "stopped by Ctrl-C; no output left")
+                except UnsupportedFormatError as exc:
+                    outcome = Outcome(item.path, "skipped", _message(exc, item.path))
                 except Exception as exc:  # one bad file must not stop the batch
                     logger.debug("batch: %s failed", item.path, exc_info=True)
                     outcome = Outcome(item.path, "failed", _message(exc, item.path))
@@ -298,22 +355,20 @@ class _Batch:
 
     def process(self, item: InputFile) -> Outcome:
         """Correct (with an instrument) and report one file, skipping outputs that exist."""
+        from .workflows.opening import check_format
+
         args = self.args
-        outputs = output_paths(item, args.output_dir, correct=self.mesh is not None, save_epos=args.save_epos,
-                               plots=not args.no_plots, composition=self.ranges is not None)
+        check_format(item.path)  # the format first: unsupported, missing, broken link, text...
+        if self.preset is not None and item.root is not None and item.path.stem.endswith(OUTPUT_SUFFIX):
+            return Outcome(item.path, "skipped", "looks like a corrected output (name ends in _corrected)")
+        outputs = self.plans[item.path]
         for output in outputs.values():
+            check_not_an_input(output, self.inputs, owner=item.path)
             other = self.claimed.get(output.resolve())
             if other is not None:
                 raise ValueError(f"{item.path}: its output {output} would overwrite that of {other}")
         for output in outputs.values():
             self.claimed[output.resolve()] = item.path
-        if not item.path.exists():
-            raise FileNotFoundError(f"{item.path}: no such file or folder")
-        if self.mesh is not None:
-            if item.path.suffix.lower() != ".epos":
-                raise ValueError(f"{item.path}: the reflectron correction needs an EPOS file (.epos)")
-            if item.root is not None and item.path.stem.endswith(OUTPUT_SUFFIX):
-                return Outcome(item.path, "skipped", "looks like a corrected output (name ends in _corrected)")
         todo = outputs if args.overwrite else {k: p for k, p in outputs.items() if not p.exists()}
         if not todo:
             existing = ", ".join(str(p) for p in outputs.values())
@@ -324,49 +379,106 @@ class _Batch:
             return Outcome(item.path, "planned", f"-> {listed}")
         for output in todo.values():
             output.parent.mkdir(parents=True, exist_ok=True)
-        rows = self.correct(item, todo) if "h5" in todo or "epos" in todo else None
-        if "json" in todo or "png" in todo:
-            self.report(item, todo)
-        note = self.compose(item, todo) if self.ranges is not None else ""
+        rows = None
+        if "h5" in todo or "epos" in todo:
+            rows = self.correct(item, todo)
+            if rows is None:
+                return Outcome(item.path, "skipped", "no detector x/y columns to correct")
+        note = ""
+        if set(todo) - {"h5", "epos"}:
+            note = self.report(item, todo)
         done = f"{rows:,} rows corrected; " if rows is not None else ""
         return Outcome(item.path, "done", f"{done}wrote {listed}{note}")
 
-    def compose(self, item: InputFile, todo: dict[str, Path]) -> str:
-        from .workflows.composition import compose_file
+    def correct(self, item: InputFile, todo: dict[str, Path]) -> int | None:
+        from .core.errors import DataFormatError
+        from .workflows.correction import run_correction
+        from .workflows.params import CorrectionParameters
 
-        with self.console.progress(f"{item.path.name} (composition)") as progress:
-            outcome = compose_file(item.path, self.ranges, csv_path=todo.get("composition_csv"),
-                                   json_path=todo.get("json"), background=self.args.background,
-                                   chunk_size=self.chunk_size, cancel=self.cancel, progress_callback=progress)
-        for text in outcome.warnings:
-            self.console.error(f"warning: {text}")
-        self.console.say(f"{item.path}: {outcome.summary}")
-        return outcome.note
+        params = CorrectionParameters(input_path=item.path, output_h5=todo.get("h5"), preset=self.preset,
+                                      chunk_size=self.chunk_size, output_epos=todo.get("epos"), hit_map_bins=0)
+        with self.console.progress(f"{item.path.name} (correction)") as progress:
+            try:
+                result = run_correction(params, progress_callback=progress, cancel=self.cancel)
+            except DataFormatError as exc:
+                if item.root is not None and "needs a detector" in str(exc):
+                    return None  # found in a folder: a POS file has nothing to correct
+                raise
+        self.console.say(f"{item.path}: {result.rows:,} rows corrected")
+        return result.rows
 
-    def correct(self, item: InputFile, todo: dict[str, Path]) -> int:
-        from .core import reflectron
+    def file_extras(self, item: InputFile) -> tuple[tuple, str]:
+        """The extras of this file's report pass beyond the run's, and a note for the table.
 
-        if "epos" in todo:
-            # The EPOS writer needs the whole frame: the eager path writes both outputs.
-            raise_if_cancelled(self.cancel, str(item.path))
-            self.console.say(f"{item.path}: correcting in memory (--save-epos)...")
-            result = reflectron.correct_epos_file(item.path, self.mesh, output_epos_path=todo["epos"],
-                                                  output_h5_path=todo.get("h5"))
-        else:
-            with self.console.progress(f"{item.path.name} (correction)") as progress:
-                result = reflectron.correct_epos_streaming(item.path, self.mesh, todo["h5"],
-                                                           chunk_size=self.chunk_size, progress_callback=progress,
-                                                           cancel=self.cancel)
-        self.console.say(f"{item.path}: {result['rows']:,} rows corrected")
-        return int(result["rows"])
+        ``--ranges auto`` finds the range file beside each input: an input without one
+        gets no composition (said in the note); one whose range file is unreadable fails.
+        """
+        extras = ()
+        if getattr(self.args, "multihit", False):
+            from .workflows.multihit import MultihitExtra, MultihitParameters
 
-    def report(self, item: InputFile, todo: dict[str, Path]) -> None:
-        from .reports import write_file_report
+            extras += (MultihitExtra(MultihitParameters(chunk_size=self.chunk_size)),)
+        if self.ranges is None:
+            return extras, ""
+        from .workflows.composition import CompositionExtra, CompositionParameters, NoRangeFileError, load_ranges
 
-        with self.console.progress(f"{item.path.name} (summary)") as progress:
-            report = write_file_report(item.path, todo.get("json"), todo.get("png"), chunk_size=self.chunk_size,
-                                       progress_callback=progress, cancel=self.cancel)
-        self.console.say("\n".join(format_report(report)))
+        ranges = self.ranges
+        if isinstance(ranges, str):
+            try:
+                ranges = load_ranges(ranges, item.path)
+            except NoRangeFileError as exc:
+                self.console.say(f"{item.path}: no composition: {exc.problem}")
+                return extras, f"; no composition ({exc.problem})"
+            for text in ranges.warnings:
+                self.console.error(f"warning: {text}")
+        background = bool(getattr(self.args, "background", False))
+        params = CompositionParameters(ranges.ranges, ranges.path, background=background, chunk_size=self.chunk_size)
+        note = f"; composition from {ranges.path.name}" + (" (background subtracted)" if background else "")
+        return extras + (CompositionExtra(params),), note
+
+    def report(self, item: InputFile, todo: dict[str, Path]) -> str:
+        from .workflows.params import Binning, ReportParameters
+        from .workflows.report import run_file_report, write_summary_json
+
+        extras, note = self.file_extras(item)
+        params = ReportParameters(binning=self.binning or Binning(), chunk_size=self.chunk_size,
+                                  extras=self.extras + extras)
+        label = f"{item.path.name} (summary)"
+        with self.console.progress(label) as progress:
+            report = run_file_report(item.path, params, progress_callback=progress, cancel=self.cancel,
+                                     phase_callback=lambda text: self.console.phase(label, progress, text)
+                                     if text != "reading" else None)
+        if "json" in todo:
+            write_summary_json(report, todo["json"])
+        self.console.say("\n".join(format_report(report.to_json())))
+        composition = report.extras.get("composition")
+        if composition is not None:
+            from .workflows.composition import describe, write_composition_csv
+
+            if "composition_csv" in todo:
+                write_composition_csv(composition, todo["composition_csv"], inputs=[item.path])
+            self.console.say(f"{item.path}: {describe(composition)}")
+        if "png" in todo:
+            self.renderer.render(report.overview, todo["png"], title=item.path.name)
+        multihit = next((extra for extra in extras if extra.name == "multihit"), None)
+        if multihit is not None and multihit.snapshot is not None:
+            self.write_multihit(item, todo, multihit.snapshot)
+        return note
+
+    def write_multihit(self, item: InputFile, todo: dict[str, Path], snapshot) -> None:
+        """``--multihit``: the correlation CSV and figure (the JSON section came with the report)."""
+        from .workflows.multihit import write_correlation_csv
+
+        if snapshot.correlation_counts is None:
+            self.console.say(f"{item.path}: multi-hit statistics only (no mass-to-charge column to pair)")
+        elif "correlation_csv" in todo:
+            write_correlation_csv(todo["correlation_csv"], snapshot.correlation_counts, snapshot.correlation_edges,
+                                  source=item.path.name, multiplicity=snapshot.correlation_multiplicity)
+        if "correlation_png" in todo and snapshot.correlation_counts is not None:
+            self.renderer.render_multihit(snapshot, todo["correlation_png"], title=item.path.name)
+        stats = snapshot.stats
+        share = f"{100 * stats.fraction_in_multiples:.1f} % of the ions" if stats.total_ions else "no ions"
+        self.console.say(f"{item.path}: {stats.total_events:,} events, {share} in multiples")
 
 
 def _list_instruments(console: _Console) -> None:
@@ -393,12 +505,16 @@ def run_batch(args, parser) -> int:
         parser.error("--save-epos needs --instrument (it writes the corrected EPOS)")
     if args.output_dir is not None and args.output_dir.exists() and not args.output_dir.is_dir():
         parser.error(f"--output-dir {args.output_dir} is a file, not a folder")
-    mesh = None
+    try:
+        binning = binning_from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    preset = None
     if args.instrument:
         from .core.reflectron import load_builtin_preset
 
         try:
-            mesh = load_builtin_preset(args.instrument)
+            preset = load_builtin_preset(args.instrument).key
         except ValueError as exc:
             parser.error(f"--instrument: {exc}")
     ranges = None
@@ -413,13 +529,14 @@ def run_batch(args, parser) -> int:
             console.error(f"warning: {text}")
     elif getattr(args, "background", False):
         parser.error("--background needs --ranges")
-    suffixes = (".epos",) if mesh is not None else DATA_SUFFIXES
-    items = collect_inputs(args.paths, args.recursive, suffixes)
+    items = collect_inputs(args.paths, args.recursive)
     if not items:
         console.say("no data files found in: " + ", ".join(map(str, args.paths)))
     cancel = threading.Event()
-    with _ctrl_c_cancels(cancel):
-        outcomes = _Batch(args, console, mesh, cancel, ranges).run(items)
+    from .reports import PngRenderer
+
+    with _ctrl_c_cancels(cancel), PngRenderer() as renderer:
+        outcomes = _Batch(args, console, preset, cancel, binning, renderer, report_extras(args), ranges).run(items)
     console.table(outcomes, args.dry_run)
     if any(o.status == "cancelled" for o in outcomes):
         return EXIT_CANCELLED

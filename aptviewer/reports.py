@@ -1,10 +1,11 @@
-"""Per-file reports for the batch mode: ``<stem>_summary.json`` and ``<stem>_overview.png``.
+"""The overview PNG of the batch mode, drawn in a child process, and the report in one call.
 
-This module never imports Qt. The summary and the overview are computed here, in the
-calling process; the PNG is drawn by :mod:`aptviewer.ui.overview_png` in a child process
-(``python -m aptviewer.ui.overview_png``) that gets the overview through a temporary
-``.npz`` file beside the output, so ``aptviewer --batch`` runs on machines without a
-display and without paying for the Qt import.
+This module never imports Qt. The report itself is computed by
+:func:`aptviewer.workflows.run_file_report`; the PNG is drawn by
+:mod:`aptviewer.ui.overview_png` in a child process that gets each overview through a
+temporary ``.npz`` file beside the output, so ``aptviewer --batch`` runs on machines
+without a display. :class:`PngRenderer` keeps **one** child for a whole run (Qt starts
+once, not once per file).
 """
 
 from __future__ import annotations
@@ -13,22 +14,22 @@ import contextlib
 import dataclasses
 import json
 import logging
-import math
 import os
+import queue
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+import threading
 from pathlib import Path
 
 import numpy as np
 
-from .core.diagnostics import summarize_processed_dataset
 from .core.errors import AptViewerError
-from .core.lazy import DEFAULT_CHUNK_SIZE, LazyTable
-from .core.overview import DatasetOverview, processed_dataset_overview
-from .core.readers import open_any
-from .core.writers import atomic_output
+from .core.lazy import DEFAULT_CHUNK_SIZE
+from .core.overview import DatasetOverview
+from .workflows.naming import check_not_an_input
+from .workflows.params import Binning, ReportParameters
+from .workflows.report import json_safe, run_file_report, write_summary_json
 
 logger = logging.getLogger(__name__)
 
@@ -42,26 +43,6 @@ class PlotRenderError(AptViewerError, RuntimeError):
 # ---------------------------------------------------------------------------------------
 # JSON and .npz
 # ---------------------------------------------------------------------------------------
-
-
-def json_safe(value):
-    """``value`` with NumPy scalars/arrays as Python numbers/lists and NaN/inf as ``None``."""
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return json_safe(value.tolist())
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer, int)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    return value
 
 
 def save_overview_npz(overview: DatasetOverview, path) -> Path:
@@ -99,140 +80,185 @@ def load_overview_npz(path) -> DatasetOverview:
 # ---------------------------------------------------------------------------------------
 
 
+class PngRenderer:
+    """One child process (``python -m aptviewer.ui.overview_png --serve``) drawing every PNG of a run.
+
+    Started on the first :meth:`render`; a child that dies or hangs is reported as
+    :class:`PlotRenderError` for that figure and replaced on the next one. Use as a context
+    manager (or call :meth:`close`).
+    """
+
+    def __init__(self, timeout: float = 300.0):
+        self.timeout = float(timeout)
+        self._process = None
+        self._answers: queue.Queue | None = None
+        self._stderr = None
+        self.started = 0  # child processes started (1 for a healthy run)
+
+    def _start(self) -> None:
+        env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self._process = subprocess.Popen([sys.executable, "-m", "aptviewer.ui.overview_png", "--serve"], env=env,
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+                                         text=True)
+        self.started += 1
+        answers = self._answers = queue.Queue()
+        stdout = self._process.stdout
+
+        def read_answers():
+            for line in stdout:
+                answers.put(line)
+            answers.put(None)  # the child ended
+
+        threading.Thread(target=read_answers, name="aptviewer-png-answers", daemon=True).start()
+
+    def _error_tail(self) -> str:
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0)
+        return "\n".join(self._stderr.read().strip().splitlines()[-8:])
+
+    def _stop(self, kill: bool = False) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            with contextlib.suppress(OSError):
+                process.stdin.close()
+            if kill:
+                process.kill()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            process.stdout.close()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def render(self, overview: DatasetOverview, png_path, *, title: str = "") -> Path:
+        """Draw ``overview`` to ``png_path`` (written atomically by the child).
+
+        Raises
+        ------
+        PlotRenderError
+            If the figure could not be drawn (the child's error is in the message).
+        """
+        return self._render("overview", lambda npz: save_overview_npz(overview, npz), png_path, title)
+
+    def render_multihit(self, snapshot, png_path, *, title: str = "") -> Path:
+        """Draw a multi-hit analysis (:class:`~aptviewer.core.multihit.MultihitSnapshot`) to ``png_path``."""
+        from .workflows.multihit import save_snapshot_npz
+
+        return self._render("multihit", lambda npz: save_snapshot_npz(snapshot, npz), png_path, title)
+
+    def _render(self, kind: str, save, png_path, title: str) -> Path:
+        png_path = Path(png_path)
+        png_path.parent.mkdir(parents=True, exist_ok=True)
+        handle, npz_name = tempfile.mkstemp(prefix=f".{png_path.stem}.", suffix=".npz", dir=png_path.parent)
+        os.close(handle)
+        npz = Path(npz_name)
+        try:
+            save(npz)
+            if self._process is None or self._process.poll() is not None:
+                self._stop()
+                self._start()
+            request = {"kind": kind, "data": str(npz), "output": str(png_path), "title": title}
+            try:
+                self._process.stdin.write(json.dumps(request) + "\n")
+                self._process.stdin.flush()
+                line = self._answers.get(timeout=self.timeout)
+            except queue.Empty:
+                self._stop(kill=True)
+                raise PlotRenderError(f"{png_path}: drawing the overview took longer than {self.timeout:g} s") from None
+            except OSError as exc:
+                line = None
+                logger.debug("renderer pipe failed: %s", exc)
+            if line is None:
+                tail = self._error_tail()
+                self._stop(kill=True)
+                raise PlotRenderError(f"{png_path}: the process drawing the overviews stopped: {tail}")
+            answer = json.loads(line)
+            if not answer.get("ok"):
+                raise PlotRenderError(f"{png_path}: drawing the overview failed: {answer.get('error')}")
+        finally:
+            with contextlib.suppress(OSError):
+                npz.unlink()
+        logger.info("wrote %s", png_path)
+        return png_path
+
+    def close(self) -> None:
+        """Let the child finish and exit."""
+        self._stop()
+
+    def __enter__(self) -> "PngRenderer":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
 def render_overview_png_subprocess(overview: DatasetOverview, png_path, *, title: str = "",
                                    timeout: float = 300.0) -> Path:
-    """Draw ``overview`` to ``png_path`` with ``python -m aptviewer.ui.overview_png``.
+    """Draw one ``overview`` to ``png_path`` in a child process of its own.
 
-    The overview goes to the child through a temporary ``.npz`` beside the output,
-    removed afterwards. The child runs on Qt's offscreen platform.
+    For many figures use one :class:`PngRenderer` (one child for all of them).
 
     Raises
     ------
     PlotRenderError
         If the child fails or times out (its error output is in the message).
     """
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    handle, npz_name = tempfile.mkstemp(prefix=f".{png_path.stem}.", suffix=".npz", dir=png_path.parent)
-    os.close(handle)
-    npz = Path(npz_name)
-    try:
-        save_overview_npz(overview, npz)
-        env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-        command = [sys.executable, "-m", "aptviewer.ui.overview_png", str(npz), str(png_path), "--title", title]
-        try:
-            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired as exc:
-            raise PlotRenderError(f"{png_path}: drawing the overview took longer than {timeout:g} s") from exc
-        if done.returncode != 0:
-            tail = "\n".join((done.stderr or "").strip().splitlines()[-8:])
-            raise PlotRenderError(f"{png_path}: drawing the overview failed (exit code {done.returncode}): {tail}")
-        if done.stderr.strip():
-            logger.debug("overview renderer said: %s", done.stderr.strip())
-    finally:
-        with contextlib.suppress(OSError):
-            npz.unlink()
-    return png_path
+    with PngRenderer(timeout) as renderer:
+        return renderer.render(overview, png_path, title=title)
 
 
 # ---------------------------------------------------------------------------------------
-# The report
+# The report in one call (notebooks and scripts)
 # ---------------------------------------------------------------------------------------
-
-
-def _phase(progress_callback, offset: list, phases_left: int):
-    """A progress callback for one of the report's passes, counting on from earlier passes.
-
-    The total announced is this pass's rows times the passes left, so that a progress bar
-    runs once from 0 to 100 % over the whole report.
-    """
-    if progress_callback is None:
-        return None
-
-    def report(done, total):
-        progress_callback(offset[0] + int(done), offset[0] + int(total) * phases_left)
-
-    return report
 
 
 def write_file_report(source_or_path, json_path, png_path=None, *, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                      mc_max: float = 100.0, tof_max: float = 5000.0, bin_size: float = 0.1,
-                      detector_bins: int = 256, history_max_points: int = 100_000, tof_bin_size: float = 1.0,
-                      detector_range=None, title: str | None = None, progress_callback=None, cancel=None,
-                      render_timeout: float = 300.0) -> dict:
-    """Compute a file's summary and overview once; write the JSON and (optionally) the PNG.
+                      binning: Binning | None = None, title: str | None = None, progress_callback=None, cancel=None,
+                      renderer: PngRenderer | None = None, extras=()) -> dict:
+    """Compute a file's report (:func:`aptviewer.workflows.run_file_report`); write the JSON and the PNG.
 
     Parameters
     ----------
     source_or_path : path-like, LazyTable, DataFrame or mapping of arrays
-        A data file (opened read-only with :func:`~aptviewer.core.readers.open_any` and
-        closed again) or data already open.
     json_path : path-like or None
-        The summary JSON (not written when ``None``), written atomically: the summary of
-        :func:`~aptviewer.core.diagnostics.summarize_processed_dataset` plus ``source``,
-        ``format``, ``file_size_bytes``, ``table_columns``, ``columns`` (role -> column used) and
-        ``overview_binning``. NaN and infinities are written as ``null``.
+        The summary JSON (not written when ``None``).
     png_path : path-like, optional
-        The overview PNG, drawn headless in a child process (this process never imports
-        Qt). Skipped when ``None``.
-    chunk_size, mc_max, tof_max, bin_size, detector_bins, history_max_points, tof_bin_size, detector_range
-        As for :func:`~aptviewer.core.overview.processed_dataset_overview`.
+        The overview PNG, drawn headless in a child process (``renderer``'s, or one of its
+        own). Skipped when ``None``.
+    binning : Binning, optional
     title : str, optional
         Heading of the PNG (default: the file name).
     progress_callback, cancel
-        Progress ``(done, total)`` over both passes and a cancel flag, as in the core.
+        As for :func:`~aptviewer.workflows.run_file_report`.
+    extras : tuple of ReportExtra
+        More analyses fed by the same pass.
 
     Returns
     -------
     dict
-        The report that was written to ``json_path``.
+        The summary JSON's content.
 
     Raises
     ------
     PlotRenderError
         If the PNG could not be drawn (the JSON is written by then).
     """
-    path = None
-    if isinstance(source_or_path, (str, os.PathLike)):
-        path = Path(source_or_path)
-        context = open_any(path)
-    else:
-        context = contextlib.nullcontext(source_or_path)
-    with context as source:
-        columns = list(source.columns) if hasattr(source, "columns") else list(source)
-        if isinstance(source, LazyTable):
-            path = path or source.path
-            data_format = source.format
-        else:
-            data_format = "dataframe" if hasattr(source, "columns") else "arrays"
-        offset = [0]
-        summary = summarize_processed_dataset(source, chunk_size, progress_callback=_phase(progress_callback, offset, 2),
-                                              cancel=cancel)
-        offset[0] += summary["num_rows"]
-        overview = processed_dataset_overview(source, mc_max, tof_max, bin_size, detector_bins, history_max_points,
-                                              chunk_size, tof_bin_size=tof_bin_size, detector_range=detector_range,
-                                              progress_callback=_phase(progress_callback, offset, 1), cancel=cancel)
-    report = {
-        "source": str(path) if path is not None else None,
-        "format": data_format,
-        "file_size_bytes": path.stat().st_size if path is not None and path.is_file() else None,
-        "table_columns": [str(c) for c in columns],
-        **summary,
-        "columns": dict(overview.columns),
-        "overview_binning": dict(overview.binning),
-    }
-    report = json_safe(report)
+    params = ReportParameters(binning=binning or Binning(), chunk_size=chunk_size, extras=tuple(extras))
+    report = run_file_report(source_or_path, params, progress_callback=progress_callback, cancel=cancel)
+    data = report.to_json()
     if json_path is not None:
-        json_path = Path(json_path)
-        with atomic_output(json_path, inputs=[path] if path is not None else []) as temp:
-            with open(temp, "w", encoding="utf-8") as handle:
-                json.dump(report, handle, indent=2, allow_nan=False)
-                handle.write("\n")
-        logger.info("wrote %s", json_path)
+        write_summary_json(data, json_path)
     if png_path is not None:
-        if path is not None and Path(png_path).resolve() == path.resolve():
-            raise ValueError(f"{png_path}: refusing to overwrite the input file; choose another output path")
-        heading = title if title is not None else (path.name if path is not None else "")
-        render_overview_png_subprocess(overview, png_path, title=heading, timeout=render_timeout)
-        logger.info("wrote %s", png_path)
-    return report
+        if report.source is not None:
+            check_not_an_input(png_path, [report.source])
+        heading = title if title is not None else (report.source.name if report.source is not None else "")
+        if renderer is not None:
+            renderer.render(report.overview, png_path, title=heading)
+        else:
+            render_overview_png_subprocess(report.overview, png_path, title=heading)
+    return data

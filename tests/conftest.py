@@ -1,14 +1,25 @@
-"""Fixtures shared by the whole suite: small generated data files."""
+"""Fixtures shared by the whole suite: small generated data files, and test hygiene.
+
+Hypothesis keeps no example database in the checkout (CI must not depend on, or write,
+``.hypothesis/``); every test leaves the interpreter's ``gc`` and thread switch interval as
+it found them (the window lowers the switch interval and switches automatic ``gc`` off).
+"""
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 
 # Qt must never need a display in the tests (set before anything imports Qt).
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("aptviewer", database=None)
+settings.load_profile("aptviewer")
 
 from aptviewer.core.demo import write_demo_epos  # noqa: E402
 from aptviewer.core.readers import EPOS_DTYPE  # noqa: E402
@@ -26,3 +37,13 @@ def demo_epos(tmp_path_factory):
 def demo_records(demo_epos):
     """The demo file's records, read eagerly with plain NumPy (the reference twin)."""
     return np.fromfile(demo_epos, dtype=EPOS_DTYPE)
+
+
+@pytest.fixture(autouse=True)
+def _interpreter_settings_restored():
+    """Put back ``gc`` and ``sys.setswitchinterval`` as they were before the test."""
+    enabled, thresholds, interval = gc.isenabled(), gc.get_threshold(), sys.getswitchinterval()
+    yield
+    gc.set_threshold(*thresholds)
+    sys.setswitchinterval(interval)
+    (gc.enable if enabled else gc.disable)()

@@ -63,7 +63,7 @@ def test_folder_tree_with_a_corrupt_file(capsys, tree):
         assert len(frame) == len(records)
         x, _ = correct_detector_coordinates(records["det_x (mm)"], records["det_y (mm)"], mesh)
         np.testing.assert_allclose(frame["x_det (cm)"] * 10, x, atol=1e-9)
-    assert f"FAILED {tree / 'sub' / 'bad.epos'}: this is an HDF5 file" in err
+    assert f"FAILED {tree / 'sub' / 'bad.epos'}: the extension says EPOS but the content is HDF5" in err
     assert "Batch finished: 3 files: 2 done, 0 skipped, 1 failed" in out
     table = out[out.index("Batch finished"):].splitlines()
     assert [line.split()[0] for line in table[2:]] == ["done", "done", "failed"]
@@ -78,13 +78,15 @@ def test_without_recursive_only_the_top_folder_is_read(capsys, tree):
 
 def test_dry_run_lists_and_writes_nothing(capsys, tree):
     before = files_under(tree)
-    code, out, _ = run(capsys, "--batch", str(tree), "--recursive", "--instrument", KEY, "--dry-run", "--save-epos")
-    assert code == 0
+    code, out, err = run(capsys, "--batch", str(tree), "--recursive", "--instrument", KEY, "--dry-run",
+                         "--save-epos")
+    assert code == 1  # the format is checked first, even in a dry run: bad.epos is HDF5
+    assert "bad.epos: the extension says EPOS but the content is HDF5" in err
     assert files_under(tree) == before
     planned = ", ".join(str(tree / f"a{end}") for end in ("_corrected.h5", "_corrected.epos", "_summary.json",
                                                           "_overview.png"))
     assert f"would write {planned} from {tree / 'a.epos'}" in out
-    assert "Dry run (nothing written): 3 files" in out and "3 planned" in out
+    assert "Dry run (nothing written): 3 files" in out and "2 planned" in out and "1 failed" in out
 
 
 def test_existing_outputs_are_skipped_unless_overwrite(capsys, tree):
@@ -152,7 +154,7 @@ def test_missing_and_non_epos_inputs_fail_but_the_rest_go_on(capsys, tree):
                          "--instrument", KEY, "--no-plots")
     assert code == 1
     assert "nope.epos: no such file" in err
-    assert "needs an EPOS file" in err
+    assert "notes.txt: cannot tell the format" in err
     assert (tree / "a_corrected.h5").exists()
     assert "1 done, 0 skipped, 2 failed" in out
 
@@ -262,3 +264,155 @@ def test_ctrl_c_cancels_within_a_chunk_and_leaves_no_output(tmp_path):
     assert "cancelled" in out and "not started (Ctrl-C)" in out
     assert sorted(os.listdir(tmp_path)) == ["big.epos", "z_second.epos"]
 
+
+
+# ---------------------------------------------------------------------------------------
+# Files from real instruments and other people's software
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layout", ["new", "old"])
+def test_pyccapt_raw_gets_the_windows_statistics_and_panels(capsys, tmp_path, layout):
+    from aptviewer.core import fetch_dataset_from_dld_grp, summarize_processed_dataset
+    from tests._files import pyccapt_raw
+
+    path = pyccapt_raw(tmp_path / f"run_{layout}.h5", layout, n=3_000)
+    code, out, _ = run(capsys, "--batch", str(path), "--no-plots")
+    assert code == 0
+    report = json.loads((tmp_path / f"run_{layout}_summary.json").read_text())
+    with fetch_dataset_from_dld_grp(path, "dld", lazy=True) as table:
+        expected = summarize_processed_dataset(table)
+    assert {k: report[k] for k in expected} == json.loads(json.dumps(expected))
+    assert report["num_rows"] == 3_000 and report["columns"]["tof"] == "t (ns)"
+    assert "t (ns)" in out and "1 done" in out
+
+
+def test_same_stem_inputs_of_different_formats_are_all_processed(capsys, tmp_path, demo_records):
+    write_demo_epos(tmp_path / "Si.epos", 2_000, seed=1)
+    records = read_epos(tmp_path / "Si.epos")
+    from aptviewer.core import write_pos
+
+    write_pos(records, tmp_path / "Si.pos")
+    code, out, _ = run(capsys, "--batch", str(tmp_path), "--dry-run")
+    assert code == 0
+    assert f"would write {tmp_path / 'Si_epos_summary.json'}, {tmp_path / 'Si_epos_overview.png'}" in out
+    assert f"would write {tmp_path / 'Si_pos_summary.json'}, {tmp_path / 'Si_pos_overview.png'}" in out
+    code, out, _ = run(capsys, "--batch", str(tmp_path), "--no-plots")
+    assert code == 0 and "2 done" in out
+    assert json.loads((tmp_path / "Si_epos_summary.json").read_text())["format"] == "epos"
+    assert json.loads((tmp_path / "Si_pos_summary.json").read_text())["format"] == "pos"
+
+
+def test_a_folder_of_unsupported_files_and_broken_links_is_listed(capsys, tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "R5.ato").write_bytes(bytes(64))
+    code, out, _ = run(capsys, "--batch", str(folder))
+    assert code == 0
+    assert "no data files found" not in out
+    assert "skipped" in out and "R5.ato" in out and "unsupported format" in out
+    os.symlink(folder / "gone.epos", folder / "run.epos")
+    code, out, err = run(capsys, "--batch", str(folder))
+    assert code == 1
+    assert f"FAILED {folder / 'run.epos'}: broken symbolic link" in err
+    assert "1 skipped, 1 failed" in out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("nothing here")
+    code, out, _ = run(capsys, "--batch", str(empty))
+    assert code == 0 and "no data files found" in out
+
+
+def test_the_format_check_comes_before_the_output_check(capsys, tmp_path):
+    ato = tmp_path / "R5.ato"
+    ato.write_bytes(bytes(64))
+    (tmp_path / "R5_summary.json").write_text("{}")
+    (tmp_path / "R5_overview.png").write_bytes(b"png")
+    code, out, _ = run(capsys, "--batch", str(ato))
+    assert code == 0
+    assert "unsupported format" in out and "outputs exist" not in out
+
+
+def test_a_table_without_atom_probe_columns_fails_naming_its_columns(capsys, tmp_path):
+    from tests._files import isotope_table
+
+    path = isotope_table(tmp_path / "isotopes.h5")
+    code, out, err = run(capsys, "--batch", str(path), "--no-plots")
+    assert code == 1
+    assert "no recognisable atom probe column" in err and "element, mass (Da), abundance" in err
+    assert not (tmp_path / "isotopes_summary.json").exists() and "0 done" in out
+
+
+def test_a_text_file_with_a_binary_extension_fails_clearly(capsys, tmp_path):
+    from tests._files import text_file
+
+    path = text_file(tmp_path / "run.pos")
+    code, _, err = run(capsys, "--batch", str(path), "--no-plots")
+    assert code == 1 and "run.pos: this looks like a text file" in err
+
+
+def test_all_zero_columns_are_marked_not_recorded(capsys, tmp_path):
+    from tests._files import epos_with_zero_columns
+
+    path = epos_with_zero_columns(tmp_path / "leap.epos")
+    code, out, _ = run(capsys, "--batch", str(path), "--no-plots")
+    assert code == 0
+    report = json.loads((tmp_path / "leap_summary.json").read_text())
+    assert report["not_recorded"] == ["TOF (ns)", "HV_DC (V)", "pulse (V)", "pslep"]
+    line = next(line for line in out.splitlines() if line.strip().startswith("TOF (ns)"))
+    assert "not recorded" in line
+    assert "not recorded (all zero): pulse (V)" in out
+
+
+def test_binning_flags_reach_the_summary(capsys, tmp_path):
+    write_demo_epos(tmp_path / "r.epos", 3_000)
+    code, _, _ = run(capsys, "--batch", str(tmp_path / "r.epos"), "--no-plots", "--mass-range", "5", "65",
+                     "--mass-bin", "0.5", "--tof-range", "0", "1500", "--tof-bin", "2", "--detector-bins", "64")
+    assert code == 0
+    binning = json.loads((tmp_path / "r_summary.json").read_text())["binning"]
+    assert binning["mass_range"] == [5.0, 65.0] and binning["mass_bin"] == 0.5 and binning["tof_bin"] == 2.0
+    assert binning["tof_range"] == [0.0, 1500.0] and binning["detector_bins"] == 64
+    for bad, message in ((["--mass-range", "5", "5"], "mass range"), (["--mass-bin", "0"], "mass bin width"),
+                         (["--detector-bins", "0"], "detector bins")):
+        with pytest.raises(SystemExit) as info:
+            main(["--batch", str(tmp_path), *bad])
+        assert info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_pngs_of_a_run_come_from_one_child_process(capsys, tmp_path, monkeypatch):
+    from aptviewer import reports
+
+    for k in range(3):
+        write_demo_epos(tmp_path / f"r{k}.epos", 1_000, seed=k)
+    started = []
+    real_popen = reports.subprocess.Popen
+
+    def counting(command, **kwargs):
+        started.append(command)
+        return real_popen(command, **kwargs)
+
+    monkeypatch.setattr(reports.subprocess, "Popen", counting)
+    code, out, _ = run(capsys, "--batch", str(tmp_path))
+    assert code == 0 and "3 done" in out
+    assert len(started) == 1 and started[0][-1] == "--serve"
+    assert all((tmp_path / f"r{k}_overview.png").stat().st_size > 10_000 for k in range(3))
+
+
+def test_save_epos_reads_the_input_once(capsys, tmp_path, monkeypatch):
+    from aptviewer.core.lazy import LazyTable
+
+    write_demo_epos(tmp_path / "r.epos", 6_000)
+    rows = []
+    original = LazyTable.read_rows
+
+    def counting(self, names, lo, hi, out=None):
+        if "det_x (mm)" in names:
+            rows.append(hi - lo)
+        return original(self, names, lo, hi, out)
+
+    monkeypatch.setattr(LazyTable, "read_rows", counting)
+    code, _, _ = run(capsys, "--batch", str(tmp_path / "r.epos"), "--instrument", KEY, "--save-epos", "--no-plots",
+                     "--chunk-size", "1000")
+    assert code == 0
+    # One pass for the correction (HDF5 + EPOS), one for the summary: never the whole file at once.
+    assert sum(rows) == 2 * 6_000 and max(rows) == 1_000

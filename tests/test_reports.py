@@ -69,8 +69,13 @@ def test_report_of_an_epos_file(demo_epos, tmp_path):
     assert data["file_size_bytes"] == demo_epos.stat().st_size
     assert data["num_rows"] == 30_000
     assert data["columns"]["tof"] == "TOF (ns)" and data["columns"]["det_x"] == "det_x (mm)"
-    binning = data["overview_binning"]
-    assert binning["mc_bin"] == 0.1 and binning["detector_bins"] == 256 and binning["history_max_points"] == 100_000
+    binning = data["binning"]
+    assert binning["mass_bin"] == 0.1 and binning["mass_range"] == [0.0, 100.0] and binning["tof_bin"] == 1.0
+    assert binning["detector_bins"] == 256 and binning["history_max_points"] == 100_000
+    # The hit map spans the hits (a disc of radius 24 mm), not a fixed +-40 mm.
+    low, high = binning["detector_range"]
+    assert -26 < low < -24 and 24 < high < 26 and data["detector_outside_range"] == 0
+    assert data["not_recorded"] == []
 
     rgb = _pixels(png_path)
     assert rgb.shape == (1200, 1600, 3)
@@ -124,13 +129,32 @@ def test_report_refuses_to_overwrite_its_input(demo_epos, tmp_path):
 
 
 def test_render_failure_is_reported_and_cleans_up(demo_epos, tmp_path, monkeypatch):
-    def failing_run(command, **kwargs):
-        return subprocess.CompletedProcess(command, 3, "", "Traceback ...\nRuntimeError: no fonts")
+    real_popen = subprocess.Popen
 
-    monkeypatch.setattr(reports.subprocess, "run", failing_run)
+    def failing_child(command, **kwargs):
+        # A renderer that dies at start, as Qt does without its system libraries.
+        script = "import sys; sys.stderr.write('Traceback ...\\nRuntimeError: no fonts\\n'); sys.exit(3)"
+        return real_popen([sys.executable, "-c", script], **kwargs)
+
+    monkeypatch.setattr(reports.subprocess, "Popen", failing_child)
     with pytest.raises(PlotRenderError, match="no fonts"):
         write_file_report(demo_epos, tmp_path / "d_summary.json", tmp_path / "d_overview.png")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d_summary.json"]
+
+
+def test_one_renderer_draws_many_figures_and_survives_a_bad_one(demo_epos, tmp_path):
+    with open_epos(demo_epos) as table:
+        overview = processed_dataset_overview(table, history_max_points=500)
+    with reports.PngRenderer() as renderer:
+        renderer.render(overview, tmp_path / "one.png", title="one")
+        broken = reports.DatasetOverview(n_rows=3, rows_processed=3, columns={}, history_index=np.arange(3),
+                                         history_voltage=np.zeros(5))  # x and y differ in length
+        with pytest.raises(PlotRenderError, match="bad.png: drawing the overview failed"):
+            renderer.render(broken, tmp_path / "bad.png")
+        renderer.render(overview, tmp_path / "two.png", title="two")
+        assert renderer.started == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.png", "two.png"]
+    assert _pixels(tmp_path / "one.png").shape == (1200, 1600, 3)
 
 
 def test_overview_npz_round_trip(demo_epos, tmp_path):
@@ -159,3 +183,17 @@ def test_writing_a_report_never_imports_qt(demo_epos, tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "s.json").is_file() and (tmp_path / "o.png").stat().st_size > 10_000
+
+
+def test_unrecorded_columns_are_said_not_drawn_in_the_png(tmp_path):
+    from tests._files import epos_with_zero_columns
+
+    path = epos_with_zero_columns(tmp_path / "leap.epos", n=20_000)
+    report = write_file_report(path, tmp_path / "leap_summary.json", tmp_path / "leap_overview.png")
+    assert report["not_recorded"] == ["TOF (ns)", "HV_DC (V)", "pulse (V)", "pslep"]
+    panels = _quadrants(_pixels(tmp_path / "leap_overview.png"))
+    assert _colourful(panels["tof"], (2, 1, 0)) < 50          # no blue bar at 0 ns
+    assert _colourful(panels["history"], (0, 1, 2)) < 50      # no flat red 0 V line...
+    assert _colourful(panels["history"], (2, 1, 0)) > 200     # ...but the blue m/n history
+    assert _colourful(panels["mc"], (0, 1, 2)) > 500          # the mass spectrum is there
+    assert _ink(panels["tof"]) > 0.001                         # ...and the TOF panel says why

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .lazy import DEFAULT_CHUNK_SIZE, LazyColumn, LazyTable, _check_chunk_size, map_row_ranges
+from .progress import raise_if_cancelled, report_progress
 
 # Values binned per inner step: keeps the temporaries in the CPU's L2 cache.
 _BLOCK = 1 << 14
@@ -75,10 +76,29 @@ def _as_1d(column) -> np.ndarray:
     return values if values.ndim == 1 else values.reshape(-1)
 
 
-def _map_chunks(task, columns, chunk_size: int) -> list:
-    """``[task(*chunk) for chunk of columns]``, run on a few threads, in chunk order."""
+def _map_chunks(task, columns, chunk_size: int, *, cancel=None, progress_callback=None, what: str = "") -> list:
+    """``[task(*chunk) for chunk of columns]``, run on a few threads, in chunk order.
+
+    The threaded face of the chunk driver: ``cancel`` is checked before every chunk and
+    ``progress_callback(rows_done, total)`` called after each (rows done so far, in any
+    order of completion).
+    """
     n, read = _chunk_reader(*columns)
-    return map_row_ranges(lambda lo, hi: task(*read(lo, hi)), n, chunk_size)
+    done = [0]
+    lock = threading.Lock()
+    what = what or str(getattr(columns[0], "name", None) or "column")
+
+    def run(lo, hi):
+        raise_if_cancelled(cancel, what)
+        result = task(*read(lo, hi))
+        with lock:
+            done[0] += hi - lo
+            report_progress(progress_callback, done[0], n)
+        return result
+
+    results = map_row_ranges(run, n, chunk_size)
+    raise_if_cancelled(cancel, what)
+    return results
 
 
 def _finite(values: np.ndarray) -> np.ndarray:
@@ -406,7 +426,8 @@ def _column_dtype(column) -> np.dtype:
     return np.dtype(dtype) if dtype is not None else np.asarray(column).dtype
 
 
-def chunked_histogram(column, bins, value_range=None, chunk_size: int = DEFAULT_CHUNK_SIZE):
+def chunked_histogram(column, bins, value_range=None, chunk_size: int = DEFAULT_CHUNK_SIZE, *, progress_callback=None,
+                      cancel=None):
     """Histogram of a column, streamed; equals ``np.histogram`` of its finite values.
 
     Parameters
@@ -417,6 +438,9 @@ def chunked_histogram(column, bins, value_range=None, chunk_size: int = DEFAULT_
         Without it an integer ``bins`` spans the finite min..max (one extra pass).
     chunk_size : int
         Rows read at a time.
+    progress_callback, cancel
+        ``progress_callback(rows_done, rows_total)`` after every chunk of the counting pass;
+        ``cancel`` checked before every chunk (raises ``OperationCancelled``).
 
     Returns
     -------
@@ -433,12 +457,15 @@ def chunked_histogram(column, bins, value_range=None, chunk_size: int = DEFAULT_
             edges = _histogram_edges(bins, None, dtype)  # no finite value: NumPy uses (0, 1)
         bins, value_range = edges, None
     hist = Histogram1D(bins, value_range, dtype=dtype)
-    _map_chunks(hist.update, [column], chunk_size)
+    _map_chunks(hist.update, [column], chunk_size, cancel=cancel, progress_callback=progress_callback)
     return hist.counts, hist.edges
 
 
-def chunked_histogram2d(col_x, col_y, bins, value_range=None, chunk_size: int = DEFAULT_CHUNK_SIZE):
+def chunked_histogram2d(col_x, col_y, bins, value_range=None, chunk_size: int = DEFAULT_CHUNK_SIZE, *,
+                        progress_callback=None, cancel=None):
     """2-D histogram of two columns, streamed; equals ``np.histogram2d`` of the finite pairs.
+
+    ``progress_callback`` and ``cancel`` as for :func:`chunked_histogram`.
 
     Returns
     -------
@@ -452,15 +479,15 @@ def chunked_histogram2d(col_x, col_y, bins, value_range=None, chunk_size: int = 
     bins = _pair_of_bins(bins)
     if value_range is None and any(np.ndim(b) == 0 for b in bins):
         # NumPy takes the range from the finite data's min and max (0..1 when empty).
-        probe_x, probe_y = (np.array(r, dtype=dtype) for r in _finite_pair_ranges(col_x, col_y, chunk_size))
+        probe_x, probe_y = (np.array(r, dtype=dtype) for r in _finite_pair_ranges(col_x, col_y, chunk_size, cancel))
         _, edges_x, edges_y = np.histogram2d(probe_x, probe_y, bins=bins)
         bins = (edges_x, edges_y)
     hist = Histogram2D(bins, value_range, dtype=dtype)
-    _map_chunks(hist.update, [col_x, col_y], chunk_size)
+    _map_chunks(hist.update, [col_x, col_y], chunk_size, cancel=cancel, progress_callback=progress_callback)
     return hist.counts.astype(np.float64), *hist.edges
 
 
-def _finite_pair_ranges(col_x, col_y, chunk_size):
+def _finite_pair_ranges(col_x, col_y, chunk_size, cancel=None):
     """``((xmin, xmax), (ymin, ymax))`` over the rows where x and y are both finite (one pass).
 
     Empty tuples when there is no such row (NumPy then bins over 0..1).
@@ -472,7 +499,7 @@ def _finite_pair_ranges(col_x, col_y, chunk_size):
         x, y = (cx, cy) if mask.all() else (cx[mask], cy[mask])
         return x.min(), x.max(), y.min(), y.max()
 
-    found = [e for e in _map_chunks(extrema, [col_x, col_y], chunk_size) if e is not None]
+    found = [e for e in _map_chunks(extrema, [col_x, col_y], chunk_size, cancel=cancel) if e is not None]
     if not found:
         return (), ()
     return ((min(e[0] for e in found), max(e[1] for e in found)),
@@ -484,3 +511,32 @@ def chunked_apply(table, fn: Callable[[dict], object], columns: Sequence[str] | 
     """Yield ``fn(chunk)`` for every ``{name: ndarray}`` chunk of a table or DataFrame."""
     for chunk in iter_table_chunks(table, columns, chunk_size):
         yield fn(chunk)
+
+
+class ZeroColumns:
+    """Which columns hold nothing but zeros: instruments leave unrecorded columns at 0.
+
+    A consumer of the chunk driver (``needed_columns``, ``update(chunk, start)``). NaN
+    counts as a value (it is not zero); a column with no rows is not reported.
+    """
+
+    def __init__(self, columns):
+        self.columns = list(dict.fromkeys(columns))
+        self._recorded = {name: False for name in self.columns}
+        self._rows = 0
+
+    @property
+    def needed_columns(self) -> list[str]:
+        return list(self.columns)
+
+    def update(self, chunk, start: int = 0) -> None:
+        for name in self.columns:
+            if not self._recorded[name]:
+                values = np.asarray(chunk[name])
+                self._recorded[name] = bool(np.any(values != 0))
+        if self.columns:
+            self._rows += len(chunk[self.columns[0]])
+
+    def result(self) -> list[str]:
+        """The all-zero columns, in table order."""
+        return [name for name in self.columns if self._rows and not self._recorded[name]]

@@ -32,9 +32,52 @@ _PEAKS = np.array([
 ])
 _BACKGROUND_FRACTION = 0.08
 _POLES_MM = np.array([(0.0, 0.0), (11.0, 6.0), (-9.0, 9.5), (-4.0, -13.0)])
+# Multiple events of 2, 3, 4, 5 ions, relative frequencies (opt-in multiples).
+_MULTIPLE_SIZES = np.array([2, 3, 4, 5])
+_MULTIPLE_WEIGHTS = np.array([0.72, 0.19, 0.06, 0.03])
+# AlO2+ (42.9764 Da, 2+) -> Al+ (26.9815) + O+ (15.9949): the fraction of doubles that are
+# such a break-up, at a point drawn towards the tip.
+_DISSOCIATION = (42.9764, 2, 26.9815, 15.9949)
+_DISSOCIATING_DOUBLES = 0.04
 
 
-def _block_records(start: int, n: int, total: int, seed: int) -> np.ndarray:
+def _event_sizes(rng, n: int, fraction: float) -> np.ndarray:
+    """Event sizes summing to ``n``, with about ``fraction`` of the ions in multiples."""
+    weights = _MULTIPLE_WEIGHTS / _MULTIPLE_WEIGHTS.sum()
+    mean_multiple = float((_MULTIPLE_SIZES * weights).sum())
+    # Fraction of events that are singles so that the ions in multiples make ``fraction``.
+    singles = mean_multiple * (1 - fraction) / (fraction + mean_multiple * (1 - fraction))
+    draws = int(n / (singles + (1 - singles) * mean_multiple)) + 64
+    sizes = np.where(rng.random(draws) < singles, 1, rng.choice(_MULTIPLE_SIZES, size=draws, p=weights))
+    while sizes.sum() < n:
+        sizes = np.concatenate((sizes, sizes[: max(1, sizes.size // 8)]))
+    ends = np.cumsum(sizes)
+    last = int(np.searchsorted(ends, n))
+    sizes = sizes[: last + 1].copy()
+    sizes[-1] -= int(ends[last]) - n  # the last event ends with the block
+    return sizes[sizes > 0]
+
+
+def _apply_multiples(rng, mc: np.ndarray, fraction: float):
+    """``(ipp, first_of_event, mc)`` for opt-in multiples; some doubles become AlO2+ break-ups."""
+    n = mc.size
+    sizes = _event_sizes(rng, n, fraction)
+    starts = np.cumsum(sizes) - sizes
+    ipp = np.zeros(n, dtype=np.uint32)
+    ipp[starts] = sizes
+    doubles = starts[sizes == 2]
+    broken = doubles[rng.random(doubles.size) < _DISSOCIATING_DOUBLES]
+    if broken.size:
+        parent, charge, m1, m2 = _DISSOCIATION
+        alpha = rng.random(broken.size) ** 3  # most break up close to the tip
+        mc = mc.copy()
+        for row, mass in ((broken, m1), (broken + 1, m2)):
+            apparent = mass / ((1 - alpha) + alpha * charge * mass / parent)
+            mc[row] = apparent + rng.normal(0.0, 0.01, broken.size)
+    return ipp, starts, mc
+
+
+def _block_records(start: int, n: int, total: int, seed: int, multihit_fraction: float | None = None) -> np.ndarray:
     rng = np.random.default_rng([seed, start])
     index = np.arange(start, start + n, dtype=np.float64)
     progress = index / max(total, 1)
@@ -48,6 +91,10 @@ def _block_records(start: int, n: int, total: int, seed: int) -> np.ndarray:
     mc[tail] += rng.exponential(0.025 * centre[tail] / 13.5)
     background = rng.random(n) < _BACKGROUND_FRACTION
     mc[background] = rng.uniform(0.5, 100.0, background.sum())
+    if multihit_fraction is not None:
+        # Its own random stream: every other column stays that of the default dataset.
+        events_ipp, event_starts, mc = _apply_multiples(np.random.default_rng([seed, start, 1]), mc,
+                                                        float(multihit_fraction))
 
     # Voltage history: rises as the tip blunts, with slow wobble and a voltage pulse.
     hv = 3500.0 + 4500.0 * progress ** 0.7 + 60.0 * np.sin(progress * 40.0) + rng.normal(0, 5, n)
@@ -81,6 +128,13 @@ def _block_records(start: int, n: int, total: int, seed: int) -> np.ndarray:
     second = np.flatnonzero(rng.random(n) < 0.05)
     second = second[second > 0]
     ipp[second - 1], ipp[second], pslep[second] = 2, 0, 0
+    if multihit_fraction is not None:
+        ipp = events_ipp
+        followers = np.ones(n, dtype=bool)
+        followers[event_starts] = False
+        pslep = pslep.copy()
+        pslep[event_starts] = np.maximum(pslep[event_starts], 1)
+        pslep[followers] = 0
 
     records = np.empty(n, dtype=EPOS_DTYPE)
     for name, values in (("x (nm)", x), ("y (nm)", y), ("z (nm)", z), ("m/n (Da)", mc), ("TOF (ns)", tof),
@@ -90,18 +144,27 @@ def _block_records(start: int, n: int, total: int, seed: int) -> np.ndarray:
     return records
 
 
-def iter_demo_records(n_rows: int, seed: int = 0):
-    """Yield the synthetic dataset as blocks of EPOS records (same result for any caller)."""
+def iter_demo_records(n_rows: int, seed: int = 0, multihit_fraction: float | None = None):
+    """Yield the synthetic dataset as blocks of EPOS records (same result for any caller).
+
+    ``multihit_fraction`` (0 < f < 1): about this fraction of the ions in multiple events
+    (see the module docstring); None keeps the default dataset.
+    """
+    if multihit_fraction is not None and not 0.0 < float(multihit_fraction) < 1.0:
+        raise ValueError(f"multihit_fraction must lie between 0 and 1; got {multihit_fraction}")
     for start in range(0, n_rows, _BLOCK):
-        yield _block_records(start, min(_BLOCK, n_rows - start), n_rows, seed)
+        yield _block_records(start, min(_BLOCK, n_rows - start), n_rows, seed, multihit_fraction)
 
 
-def write_demo_epos(path, n_rows: int = 2_000_000, seed: int = 0) -> Path:
-    """Write the synthetic dataset to ``path`` (atomically) and return the path."""
+def write_demo_epos(path, n_rows: int = 2_000_000, seed: int = 0, multihit_fraction: float | None = None) -> Path:
+    """Write the synthetic dataset to ``path`` (atomically) and return the path.
+
+    ``multihit_fraction`` as for :func:`iter_demo_records`.
+    """
     path = Path(path)
     check_free_space(path, n_rows * EPOS_DTYPE.itemsize)
     with atomic_output(path) as temp:
         with open(temp, "wb") as handle:
-            for block in iter_demo_records(int(n_rows), seed):
+            for block in iter_demo_records(int(n_rows), seed, multihit_fraction):
                 handle.write(block.tobytes())
     return path

@@ -42,9 +42,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .accumulate import Histogram1D, iter_table_chunks
+from .accumulate import Histogram1D
+from .driver import iter_chunks
 from .lazy import DEFAULT_CHUNK_SIZE, LazyTable, _check_chunk_size
-from .progress import raise_if_cancelled, report_progress
+from .progress import report_progress
 from .roles import find_role, require_role
 
 logger = logging.getLogger(__name__)
@@ -445,6 +446,103 @@ def _sample(source, name: str, n: int) -> np.ndarray:
     return np.asarray(source[name][:n:step])
 
 
+class SummaryAccumulator:
+    """Exact summary statistics of the role columns, fed by the chunk driver.
+
+    The first pass is an ordinary consumer (``needed_columns``, ``update(chunk, start)``),
+    so it can share a pass with the overview and other accumulators; :meth:`refine` runs
+    the rare extra passes a median needs (see the module docstring) and :meth:`result`
+    gives the dict of :func:`summarize_processed_dataset`.
+
+    Parameters
+    ----------
+    source : LazyTable, DataFrame or mapping of arrays
+        The data (a strided sample of each role column is read here, for the brackets).
+    """
+
+    def __init__(self, source):
+        columns = _column_names(source)
+        roles = [find_role(columns, role) for role in SUMMARY_ROLES]
+        self.names = [role.name for role in roles if role is not None]
+        self.num_rows = _num_rows(source)
+        self.data = _as_source(source, self.names)
+        self.lengths = {name: len(self.data[name]) for name in self.names}
+        self.stats = {name: _ColumnStats(name, self.data[name].dtype, self.lengths[name]) for name in self.names}
+        for name in self.names:
+            self.stats[name].set_bracket(_sample(self.data, name, self.lengths[name]))
+        self.passes = 1
+        self.what = _what(source)
+
+    @property
+    def needed_columns(self) -> list[str]:
+        return list(self.names)
+
+    @property
+    def equal_lengths(self) -> bool:
+        """Whether every role column has the same length (one pass can feed them all)."""
+        return len(set(self.lengths.values())) <= 1
+
+    def update(self, chunk, start: int = 0) -> None:
+        for name in self.names:
+            self.stats[name].first_pass(np.asarray(chunk[name]))
+
+    def run_first_pass(self, chunk_size: int = DEFAULT_CHUNK_SIZE, *, cancel=None, progress_callback=None) -> None:
+        """The first pass on its own (when it cannot share a pass), then :meth:`finish_first_pass`."""
+        self.stream(self.names, _ColumnStats.first_pass, chunk_size, cancel=cancel, progress_callback=progress_callback)
+        self.finish_first_pass()
+
+    def finish_first_pass(self) -> None:
+        for name in self.names:
+            self.stats[name].finish_first_pass()
+
+    @property
+    def pending(self) -> list[str]:
+        """Columns whose median needs another pass."""
+        return [name for name in self.names if not self.stats[name].done]
+
+    def stream(self, wanted: list[str], update, chunk_size: int, *, cancel=None, progress_callback=None) -> None:
+        """Feed ``update(stats, values)`` every chunk of ``wanted`` (grouped by column length)."""
+        by_length: dict[int, list[str]] = {}
+        for name in wanted:
+            by_length.setdefault(self.lengths[name], []).append(name)
+        longest = max(by_length, default=0)
+        what = self.what
+        for length, group in by_length.items():
+            row_bytes = sum(self.data[name].dtype.itemsize for name in group)
+            rows = max(1, min(chunk_size, _CHUNK_BYTES // max(row_bytes, 1)))
+            progress = progress_callback if length == longest else None
+            for _, chunk in iter_chunks(self.data, group, rows, cancel=cancel, progress_callback=progress,
+                                        what=what):
+                for name in group:
+                    update(self.stats[name], chunk[name])
+                del chunk  # before the next one is read: one chunk in memory, not two
+
+    def refine(self, chunk_size: int = DEFAULT_CHUNK_SIZE, *, cancel=None, progress_callback=None,
+               on_pass=None) -> None:
+        """Run the refinement passes until every median is exact.
+
+        ``on_pass(pass_number, columns)`` is called before each (the second pass is 2).
+        """
+        while True:
+            pending = self.pending
+            if not pending:
+                return
+            self.passes += 1
+            logger.debug("median refinement pass %d for %s", self.passes, pending)
+            if on_pass is not None:
+                on_pass(self.passes, pending)
+            self.stream(pending, _ColumnStats.refine_pass, chunk_size, cancel=cancel,
+                        progress_callback=progress_callback)
+            for name in pending:
+                self.stats[name].finish_refine_pass()
+
+    def result(self) -> dict:
+        summary: dict = {"num_rows": self.num_rows}
+        for name in self.names:
+            summary.update(self.stats[name].entries())
+        return summary
+
+
 def summarize_processed_dataset(source, chunk_size: int = DEFAULT_CHUNK_SIZE, *, progress_callback=None,
                                 cancel=None) -> dict:
     """Row count and min, max and exact median of every column role, streamed.
@@ -459,8 +557,9 @@ def summarize_processed_dataset(source, chunk_size: int = DEFAULT_CHUNK_SIZE, *,
         Rows read at a time. Memory is bounded by one chunk of the role columns (capped at
         about 16 MB) plus a few MB of search buffers, whatever the file size.
     progress_callback : callable, optional
-        Called as ``progress_callback(rows_done, rows_total)`` after every chunk; the
-        total grows by the column length when a refinement pass is needed.
+        Called as ``progress_callback(rows_done, rows_total)`` after every chunk of each
+        pass, in rows of the file (a refinement pass counts from 0 again; the total is
+        never more than the file's rows).
     cancel : callable or threading.Event, optional
         Checked between chunks; raises :class:`~aptviewer.core.errors.OperationCancelled`.
 
@@ -481,54 +580,10 @@ def summarize_processed_dataset(source, chunk_size: int = DEFAULT_CHUNK_SIZE, *,
     for how the median stays exact when that is not enough.
     """
     chunk_size = _check_chunk_size(chunk_size)
-    columns = _column_names(source)
-    roles = [find_role(columns, role) for role in SUMMARY_ROLES]
-    names = [role.name for role in roles if role is not None]
-    summary: dict = {"num_rows": _num_rows(source)}
-    data = _as_source(source, names)
-    lengths = {name: len(data[name]) for name in names}
-    stats = {name: _ColumnStats(name, data[name].dtype, lengths[name]) for name in names}
-    for name in names:
-        stats[name].set_bracket(_sample(data, name, lengths[name]))
-
-    what = _what(source)
-    progress = {"done": 0, "total": max(lengths.values(), default=0)}
-
-    def stream(wanted: list[str], update) -> None:
-        # Columns of different lengths (pyccapt-raw groups) are streamed separately.
-        by_length: dict[int, list[str]] = {}
-        for name in wanted:
-            by_length.setdefault(lengths[name], []).append(name)
-        longest = max(by_length, default=0)
-        for length, group in by_length.items():
-            row_bytes = sum(data[name].dtype.itemsize for name in group)
-            rows = max(1, min(chunk_size, _CHUNK_BYTES // max(row_bytes, 1)))
-            for chunk in iter_table_chunks(data, group, rows):
-                raise_if_cancelled(cancel, what)
-                for name in group:
-                    update(stats[name], chunk[name])
-                if length == longest:
-                    progress["done"] += len(chunk[group[0]])
-                    report_progress(progress_callback, progress["done"], progress["total"])
-                del chunk  # before the next one is read: one chunk in memory, not two
-
-    stream(names, _ColumnStats.first_pass)
-    for name in names:
-        stats[name].finish_first_pass()
-    passes = 1
-    while True:
-        pending = [name for name in names if not stats[name].done]
-        if not pending:
-            break
-        passes += 1
-        progress["total"] += max(lengths[name] for name in pending)
-        logger.debug("median refinement pass %d for %s", passes, pending)
-        stream(pending, _ColumnStats.refine_pass)
-        for name in pending:
-            stats[name].finish_refine_pass()
-    for name in names:
-        summary.update(stats[name].entries())
-    return summary
+    summary = SummaryAccumulator(source)
+    summary.run_first_pass(chunk_size, cancel=cancel, progress_callback=progress_callback)
+    summary.refine(chunk_size, cancel=cancel, progress_callback=progress_callback)
+    return summary.result()
 
 
 # ---------------------------------------------------------------------------------------
@@ -577,8 +632,47 @@ def normalize_signal_windows(windows) -> list[dict]:
     return normalized
 
 
+def suggest_tof_windows(counts: np.ndarray, edges: np.ndarray, max_peaks: int = 3) -> list[dict]:
+    """Windows around the highest peaks of an already computed TOF histogram.
+
+    No data is read: this looks at the histogram the overview drew, so it works in Low
+    memory mode where the drift diagnostic needs explicit windows. The automatic windows
+    of :func:`compute_tof_segment_drift` come from the same peak picker.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    edges = np.asarray(edges, dtype=np.float64)
+    if counts.size < 3 or counts.max() <= 0:
+        return []
+    centers = (edges[:-1] + edges[1:]) / 2
+    width = edges[1] - edges[0]
+    occupied = np.flatnonzero(counts)
+    span = centers[occupied[-1]] - centers[occupied[0]] if occupied.size else 0.0
+    # A peak must stand apart from the ones already taken (not a bump on their shoulder).
+    separation = max(3 * width, 0.03 * span)
+    padded = np.concatenate([[-1.0], counts, [-1.0]])
+    peaks = np.flatnonzero((padded[1:-1] >= padded[:-2]) & (padded[1:-1] > padded[2:]) &
+                           (counts >= max(5.0, 0.02 * counts.max())))
+    peaks = peaks[np.argsort(-counts[peaks], kind="stable")]
+    windows: list[dict] = []
+    for index in peaks:
+        centre = centers[index]
+        half = max(4 * width, 0.01 * abs(centre))
+        low, high = centre - half, centre + half
+        if any(abs(centre - w["centre"]) < separation or (low < w["max"] and w["min"] < high) for w in windows):
+            continue
+        windows.append({"centre": float(centre), "min": float(low), "max": float(high)})
+        if len(windows) == max_peaks:
+            break
+    windows.sort(key=lambda w: w["min"])
+    return [{"label": f"{w['centre']:.1f} ns", "min": w["min"], "max": w["max"]} for w in windows]
+
+
 def _auto_peak_windows(values: np.ndarray, max_value=None, max_peaks: int = 3) -> list[dict]:
-    """Windows around the (up to) ``max_peaks`` highest TOF peaks of a whole column."""
+    """Windows around the (up to) ``max_peaks`` highest TOF peaks of a whole column.
+
+    A histogram of the finite values (about 600 bins across the 5-95 % range) goes to
+    :func:`suggest_tof_windows`.
+    """
     finite = values[np.isfinite(values)]
     if max_value is not None:
         finite = finite[finite <= max_value]
@@ -591,24 +685,7 @@ def _auto_peak_windows(values: np.ndarray, max_value=None, max_peaks: int = 3) -
     n_bins = int(min(max(math.ceil((high - low) / bin_size), 1), 200_000))
     bin_size = max((high - low) / n_bins, bin_size) if high > low else bin_size
     counts, edges = np.histogram(finite, bins=n_bins, range=(low, low + n_bins * bin_size))
-    padded = np.concatenate([[-1], counts, [-1]])
-    local_max = np.flatnonzero((padded[1:-1] >= padded[:-2]) & (padded[1:-1] > padded[2:]))
-    local_max = local_max[counts[local_max] >= max(5, 0.05 * counts.max())]
-    local_max = local_max[np.argsort(-counts[local_max], kind="stable")]
-    distance = max(3, n_bins // 60)
-    windows: list[dict] = []
-    for index in local_max[:10_000]:
-        centre = float(edges[index] + edges[index + 1]) / 2
-        width = max(16.0 * bin_size, 0.01 * abs(centre))
-        window = {"min": centre - width / 2, "max": centre + width / 2, "bin": int(index)}
-        if any(abs(window["bin"] - w["bin"]) < distance or
-               (window["min"] < w["max"] and w["min"] < window["max"]) for w in windows):
-            continue
-        windows.append(window)
-        if len(windows) == max_peaks:
-            break
-    windows.sort(key=lambda w: w["min"])
-    return [{"label": f"Peak {i}", "min": w["min"], "max": w["max"]} for i, w in enumerate(windows, start=1)]
+    return suggest_tof_windows(counts, edges, max_peaks)
 
 
 def _peak_position(hist: Histogram1D) -> tuple[float, int] | None:
@@ -685,22 +762,17 @@ def compute_tof_segment_drift(source, windows=None, num_segments: int = 20, chun
                          "table (finding the peaks automatically would take another full pass over the TOF "
                          "column); pass windows=[{'label': ..., 'min': ..., 'max': ...}, ...] in ns")
     if lazy:
-        column = source[tof.name]
-        dtype = column.dtype
-
-        def read(start, stop):
-            return column.iter_chunks(chunk_size, start=start, stop=stop)
+        data = source.subset([tof.name])
+        dtype = source[tof.name].dtype
     else:
         values = _eager_column(source[tof.name])
         dtype = values.dtype
         if not windows:
             windows = _auto_peak_windows(values, max_value=max_value)
-
-        def read(start, stop):
-            return (values[lo:min(lo + chunk_size, stop)] for lo in range(start, stop, chunk_size))
+        data = {tof.name: values}
 
     rows = {name: [] for name in DRIFT_COLUMNS}
-    n_rows = len(column) if lazy else len(values)
+    n_rows = len(data[tof.name])
     if windows and n_rows:
         hists = [Histogram1D(_DRIFT_FINE_BINS, (w["min"], w["max"]), dtype=dtype) for w in windows]
         edges = np.linspace(0, n_rows, num_segments + 1, dtype=np.int64)
@@ -710,10 +782,10 @@ def compute_tof_segment_drift(source, windows=None, num_segments: int = 20, chun
                 continue
             for hist in hists:
                 hist.reset()
-            for chunk in read(start, stop):
-                raise_if_cancelled(cancel, what)
+            for _, chunk in iter_chunks(data, [tof.name], chunk_size, cancel=cancel, start=start, stop=stop,
+                                        what=what):
                 for hist in hists:
-                    hist.update(chunk)
+                    hist.update(chunk[tof.name])
                 del chunk  # before the next one is read
             report_progress(progress_callback, stop, n_rows)
             for window, hist in zip(windows, hists):
@@ -734,5 +806,16 @@ def compute_tof_segment_drift(source, windows=None, num_segments: int = 20, chun
     })
 
 
-__all__ = ["DRIFT_COLUMNS", "SUMMARY_ROLES", "compute_tof_segment_drift", "normalize_signal_windows",
+def peak_shifts(drift: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
+    """Per peak of :func:`compute_tof_segment_drift`: ``{label: (segment centres, shift from the
+    peak's median position (ns), that median (ns))}``, in the order the peaks appear."""
+    shifts = {}
+    for label, group in drift.groupby("peak_label", sort=False):
+        positions = group["peak_position"].to_numpy(dtype=np.float64)
+        median = float(np.median(positions))
+        shifts[str(label)] = (group["segment_center"].to_numpy(dtype=np.float64), positions - median, median)
+    return shifts
+
+
+__all__ = ["DRIFT_COLUMNS", "peak_shifts", "SUMMARY_ROLES", "compute_tof_segment_drift", "normalize_signal_windows", "suggest_tof_windows",
            "summarize_processed_dataset"]

@@ -13,10 +13,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .accumulate import iter_table_chunks
+from .driver import drive
 from .lazy import DEFAULT_CHUNK_SIZE
-from .overview import DatasetOverview, OverviewAccumulator, history_indices
-from .progress import raise_if_cancelled, report_progress
+from .overview import DatasetOverview, OverviewAccumulator, detector_extent, history_indices
 from .roles import find_roles
 
 
@@ -50,21 +49,23 @@ class MassWindows:
         return selected
 
 
+class _WindowCounter:
+    """A consumer of the chunk driver counting the rows in the windows."""
+
+    def __init__(self, column: str, windows: MassWindows):
+        self.needed_columns = [column]
+        self.column, self.windows, self.selected = column, windows, 0
+
+    def update(self, chunk, start: int) -> None:
+        self.selected += int(np.count_nonzero(self.windows.mask(chunk[self.column])))
+
+
 def count_in_windows(source, windows: MassWindows, *, column: str | None = None,
                      chunk_size: int = DEFAULT_CHUNK_SIZE, cancel=None, progress_callback=None) -> int:
     """Rows of ``source`` whose mass-to-charge lies in ``windows`` (one pass over one column)."""
-    column = column or _mc_column(source)
-    total = len(source[column])
-    done = selected = 0
-    what = str(getattr(source, "path", None) or "table")
-    for chunk in iter_table_chunks(source, [column], chunk_size):
-        raise_if_cancelled(cancel, what)
-        values = chunk[column]
-        selected += int(np.count_nonzero(windows.mask(values)))
-        done += len(values)
-        report_progress(progress_callback, done, total)
-    raise_if_cancelled(cancel, what)
-    return selected
+    counter = _WindowCounter(column or _mc_column(source), windows)
+    drive(source, [counter], chunk_size, cancel=cancel, progress_callback=progress_callback)
+    return counter.selected
 
 
 def _columns_and_dtypes(source) -> tuple[list[str], dict]:
@@ -146,23 +147,27 @@ class SelectedOverviewAccumulator:
 
 def selected_overview_accumulator_for(source, windows: MassWindows, n_selected: int,
                                       **binning) -> SelectedOverviewAccumulator:
-    """A :class:`SelectedOverviewAccumulator` for the columns, dtypes and length of ``source``."""
+    """A :class:`SelectedOverviewAccumulator` for the columns, dtypes and length of ``source``.
+
+    Without a ``detector_range`` the hit map spans the detector hits' extent, as the full
+    overview's does (:func:`~aptviewer.core.overview.detector_extent`); pass the full
+    overview's range to compare the two maps bin for bin.
+    """
     columns, dtypes = _columns_and_dtypes(source)
     mc = _mc_column(source)
+    if binning.get("detector_range") is None:
+        probe = OverviewAccumulator(columns, 0)
+        if probe._detector is not None:
+            binning["detector_range"] = detector_extent(source, probe._detector.columns)
     return SelectedOverviewAccumulator(columns, dtypes, len(source[mc]), windows, n_selected, **binning)
 
 
-def stream_selected_overview(source, accumulator: SelectedOverviewAccumulator, chunk_size=DEFAULT_CHUNK_SIZE, *,
-                             cancel=None):
-    """Feed ``source`` to ``accumulator`` chunk by chunk, yielding the rows done after each chunk."""
-    what = str(getattr(source, "path", None) or "table")
-    start = 0
-    for chunk in iter_table_chunks(source, accumulator.needed_columns, chunk_size):
-        raise_if_cancelled(cancel, what)
-        accumulator.update(chunk, start)
-        start += len(chunk[accumulator.mc_column])
-        yield start
-    raise_if_cancelled(cancel, what)
+def run_selected_overview(source, accumulator: SelectedOverviewAccumulator, chunk_size=DEFAULT_CHUNK_SIZE, *,
+                          cancel=None, progress_callback=None, on_chunk=None) -> None:
+    """Feed ``source`` to ``accumulator`` in one pass of the chunk driver (``on_chunk(rows_done)``
+    after every chunk, e.g. to take a snapshot for the GUI)."""
+    drive(source, [accumulator], chunk_size, cancel=cancel, progress_callback=progress_callback,
+          on_chunk=on_chunk, what=str(getattr(source, "path", None) or "ion selection"))
 
 
 def selected_overview(source, windows: MassWindows, *, n_selected: int | None = None,
@@ -183,6 +188,5 @@ def selected_overview(source, windows: MassWindows, *, n_selected: int | None = 
     if n_selected is None:
         n_selected = count_in_windows(source, windows, chunk_size=chunk_size, cancel=cancel)
     accumulator = selected_overview_accumulator_for(source, windows, n_selected, **binning)
-    for rows_done in stream_selected_overview(source, accumulator, chunk_size, cancel=cancel):
-        report_progress(progress_callback, rows_done, accumulator.n_rows)
+    run_selected_overview(source, accumulator, chunk_size, cancel=cancel, progress_callback=progress_callback)
     return accumulator.snapshot()

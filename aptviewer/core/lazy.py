@@ -299,6 +299,34 @@ class _ConstantSource:
         return np.full(shape, self.value, dtype=self.dtype)
 
 
+class _PandasObjectSource:
+    """A column of Python objects (e.g. strings) of a pandas ``fixed`` frame, read by pandas.
+
+    pandas pickles an object block whole, so it cannot be read in slices: the first read
+    loads the frame with :func:`pandas.read_hdf` (exactly as pandas reads it) and keeps
+    this column. Only lookup tables hold such columns; atom probe data are numeric.
+    """
+
+    def __init__(self, store, key: str, name: str, length: int):
+        self.store = store
+        self.key = key
+        self.name = name
+        self.length = int(length)
+        self.dtype = np.dtype(object)
+        self._values = None
+
+    def read(self, key):
+        if self.store.closed:
+            raise TableClosedError(f"{self.store.path}: the table was closed; open the file again to read it")
+        if self._values is None:
+            frame = pd.read_hdf(self.store.path, self.key)
+            self._values = frame[self.name].to_numpy(dtype=object)
+            if len(self._values) != self.length:
+                raise DataFormatError(self.store.path, f"column '{self.name}' has {len(self._values)} values "
+                                                       f"where the frame has {self.length} rows")
+        return self._values[key]
+
+
 class _TransformedSource:
     """Another source with an element-wise conversion applied to every read."""
 

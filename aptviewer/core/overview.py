@@ -13,13 +13,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .accumulate import Histogram1D, Histogram2D, iter_table_chunks
+from .accumulate import Histogram1D, Histogram2D
+from .driver import drive
 from .lazy import DEFAULT_CHUNK_SIZE, LazyTable
-from .progress import raise_if_cancelled, report_progress
 from .roles import find_roles
 
-#: Detector range when none is given: the detectors are about 80 mm across.
+#: Detector range when the data give none (no finite coordinate): about 80 mm across.
 DEFAULT_DETECTOR_RANGE = {"mm": (-40.0, 40.0), "cm": (-4.0, 4.0)}
+#: Values of each detector column sampled (evenly strided) to find the hit map's extent.
+DETECTOR_SAMPLE_SIZE = 1 << 16
+#: Margin added on each side of the sampled extent, as a fraction of its width.
+DETECTOR_MARGIN = 0.03
 
 
 @dataclass
@@ -46,6 +50,11 @@ class DatasetOverview:
     history_mc: np.ndarray | None = None
     binning: dict = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+    #: Hits with detector coordinates outside the hit map's range (or not finite).
+    detector_outside: int = 0
+    #: Columns whose values are all zero (not recorded by the instrument); set by the
+    #: file report once the whole file was read.
+    not_recorded: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -172,6 +181,7 @@ class OverviewAccumulator:
             overview.tof_counts, overview.tof_edges = self._tof.snapshot()
         if self._detector is not None:
             overview.detector_counts, overview.detector_x_edges, overview.detector_y_edges = self._detector.snapshot()
+            overview.detector_outside = int(self._detector.rows_seen - overview.detector_counts.sum())
         filled = self._history_filled if self._history else 0
         overview.history_index = self._history_index[:filled].copy()
         if "voltage" in self._history:
@@ -219,7 +229,7 @@ def processed_dataset_overview(source, mc_max=100.0, tof_max=5000.0, bin_size=0.
     tof_bin_size : float
         TOF spectrum bin width (ns).
     detector_range : (float, float), optional
-        Detector axis range in the data's unit (default +-40 mm or +-4 cm).
+        Detector axis range in the data's unit (default: the hits' extent, see :func:`detector_extent`).
     progress_callback : callable, optional
         Called as ``progress_callback(rows_done, rows_total)`` after every chunk.
     cancel : callable or threading.Event, optional
@@ -229,9 +239,36 @@ def processed_dataset_overview(source, mc_max=100.0, tof_max=5000.0, bin_size=0.
                                            tof_range=(0.0, tof_max), tof_bin=tof_bin_size,
                                            detector_bins=detector_bins, detector_range=detector_range,
                                            history_max_points=history_max_points)
-    for rows_done in stream_overview(source, accumulator, chunk_size, cancel=cancel):
-        report_progress(progress_callback, rows_done, accumulator.n_rows)
+    run_overview(source, accumulator, chunk_size, cancel=cancel, progress_callback=progress_callback)
     return accumulator.snapshot()
+
+
+def detector_extent(source, names, margin: float = DETECTOR_MARGIN):
+    """A square ``(low, high)`` range that holds the detector hits of ``source``, or ``None``.
+
+    Found from an evenly strided sample of each column (at most
+    :data:`DETECTOR_SAMPLE_SIZE` values, read without touching the rest of the file) and
+    widened by ``margin`` of its width on each side; hits outside it are counted by the
+    overview (:attr:`DatasetOverview.detector_outside`), never dropped silently.
+    ``None`` when the columns hold no finite value.
+    """
+    lows, highs = [], []
+    for name in names:
+        column = source[name]
+        n = len(column)
+        step = max(1, n // DETECTOR_SAMPLE_SIZE)
+        values = np.asarray(column[:n:step], dtype=np.float64)
+        if n:
+            values = np.append(values, np.asarray(column[n - 1:n], dtype=np.float64))
+        values = values[np.isfinite(values)]
+        if values.size:
+            lows.append(values.min())
+            highs.append(values.max())
+    if not lows:
+        return None
+    low, high = float(min(lows)), float(max(highs))
+    pad = (high - low) * margin if high > low else max(abs(low), 1.0) * margin
+    return (low - pad, high + pad)
 
 
 def overview_accumulator_for(source, **binning) -> OverviewAccumulator:
@@ -239,27 +276,79 @@ def overview_accumulator_for(source, **binning) -> OverviewAccumulator:
 
     ``binning`` takes the keyword arguments of :class:`OverviewAccumulator`. The length is
     that of the columns the overview reads (pyccapt-raw groups may differ in length).
+    Without a ``detector_range`` the hit map spans the detector hits' extent
+    (:func:`detector_extent`).
     """
     columns, dtypes = _columns_and_dtypes(source)
     probe = OverviewAccumulator(columns, 0, history_max_points=binning.get("history_max_points", 100_000))
+    if binning.get("detector_range") is None and probe._detector is not None:
+        binning["detector_range"] = detector_extent(source, probe._detector.columns)
     return OverviewAccumulator(columns, _extent(source, probe.needed_columns), dtypes=dtypes, **binning)
+
+
+def run_overview(source, accumulator: OverviewAccumulator, chunk_size=DEFAULT_CHUNK_SIZE, *, cancel=None,
+                 progress_callback=None, on_chunk=None, extras=()) -> None:
+    """Feed ``source`` to ``accumulator`` (and ``extras``) in one pass of the chunk driver.
+
+    ``on_chunk(rows_done)`` is called after every chunk (the GUI takes snapshots there).
+    """
+    if not accumulator.needed_columns and not extras:
+        accumulator._rows = accumulator.n_rows  # nothing to accumulate: trivially complete
+    drive(source, [accumulator, *extras], chunk_size, cancel=cancel, progress_callback=progress_callback,
+          on_chunk=on_chunk, what=str(getattr(source, "path", None) or "overview"))
 
 
 def stream_overview(source, accumulator: OverviewAccumulator, chunk_size=DEFAULT_CHUNK_SIZE, *, cancel=None):
     """Feed ``source`` to ``accumulator`` chunk by chunk, yielding the rows done after each chunk.
 
-    The caller can take a snapshot between chunks (the GUI draws them as they come).
-    Checks ``cancel`` before every chunk and once more at the end.
+    A generator face of :func:`run_overview` (same driver), for callers that want to act
+    between chunks.
     """
+    from .driver import iter_chunks
+
     needed = accumulator.needed_columns
-    what = str(getattr(source, "path", None) or "overview")
     if not needed:
-        accumulator._rows = accumulator.n_rows  # nothing to accumulate: trivially complete
-    else:
-        start = 0
-        for chunk in iter_table_chunks(source, needed, chunk_size):
-            raise_if_cancelled(cancel, what)
-            accumulator.update(chunk, start)
-            start += len(chunk[needed[0]])
-            yield start
-    raise_if_cancelled(cancel, what)
+        accumulator._rows = accumulator.n_rows
+        return
+    what = str(getattr(source, "path", None) or "overview")
+    for start, chunk in iter_chunks(source, needed, chunk_size, cancel=cancel, what=what):
+        accumulator.update(chunk, start)
+        yield start + len(chunk[needed[0]])
+
+
+# ---------------------------------------------------------------------------------------
+# Derived pictures (computed here so that the GUI only draws)
+# ---------------------------------------------------------------------------------------
+
+#: Bins (ion index x mass-to-charge) of the history's density image.
+HISTORY_DENSITY_BINS = (400, 200)
+
+
+def history_density(overview: DatasetOverview, bins=HISTORY_DENSITY_BINS) -> np.ndarray | None:
+    """The sampled history (ion index, mass-to-charge) as ``log(1 + count)`` per bin.
+
+    Binned with :class:`Histogram2D` over ``[0, n_rows] x mc_range``; the log keeps a few
+    hot peaks from washing out the rest. ``None`` without mass-to-charge.
+    """
+    if overview.history_mc is None or overview.history_index.size == 0:
+        return None
+    mc_range = tuple(float(v) for v in overview.binning.get("mc_range", (0.0, 100.0)))
+    hist = Histogram2D(bins, ((0.0, float(max(overview.n_rows, 1))), mc_range), dtype=np.float64)
+    hist.update(overview.history_index.astype(np.float64), overview.history_mc.astype(np.float64))
+    counts = hist.counts.astype(np.float32)
+    return np.log1p(counts, out=counts)
+
+
+def coarsen_hit_map(counts: np.ndarray, min_mean: float = 4.0, min_bins: int = 32) -> np.ndarray:
+    """Merge 2x2 blocks of a sparse hit map until its occupied bins hold ``min_mean`` hits.
+
+    A map of a small file at full resolution is mostly empty bins and single hits (salt
+    and pepper); merged bins show the density a scientist is looking for. A map is never
+    coarsened below ``min_bins`` bins a side, and the total count is kept.
+    """
+    counts = np.asarray(counts)
+    while (counts.shape[0] % 2 == 0 and counts.shape[1] % 2 == 0 and min(counts.shape) // 2 >= min_bins
+           and np.count_nonzero(counts) and counts.sum() / np.count_nonzero(counts) < min_mean):
+        nx, ny = counts.shape
+        counts = counts.reshape(nx // 2, 2, ny // 2, 2).sum(axis=(1, 3))
+    return counts

@@ -19,7 +19,7 @@ import pandas as pd
 
 from .errors import DataFormatError
 from .lazy import DEFAULT_CHUNK_SIZE, H5File, LazyColumn, LazyTable, MappedRecords, _ConstantSource, \
-    _FieldSource, _H5Source, _TransformedSource
+    _FieldSource, _H5Source, _PandasObjectSource, _TransformedSource
 
 logger = logging.getLogger(__name__)
 
@@ -97,11 +97,38 @@ def _is_hdf5(path: Path) -> bool:
     return False
 
 
+# Bytes inspected to tell a text file from binary records, and the printable share above
+# which it counts as text. Binary records hold NUL bytes (small integers, zero exponents)
+# or at least bytes outside printable ASCII; text never holds NUL.
+_TEXT_PROBE_BYTES = 4096
+_TEXT_MIN_PRINTABLE = 0.97
+
+
+def _looks_like_text(path: Path) -> bool:
+    """Whether the start of ``path`` is text (ASCII or UTF-8) rather than binary records."""
+    with open(path, "rb") as handle:
+        head = handle.read(_TEXT_PROBE_BYTES)
+    if not head or b"\x00" in head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # a multi-byte character cut at the end is fine
+            return False
+        text = head[:exc.start].decode("utf-8")
+    printable = sum(ch.isprintable() or ch in "\t\r\n" for ch in text)
+    return printable >= _TEXT_MIN_PRINTABLE * max(len(text), 1)
+
+
 def _open_records(path, record_dtype: np.dtype, format_name: str) -> LazyTable:
     path = _check_readable_file(path)
     if _is_hdf5(path):
         raise DataFormatError(path, f"this is an HDF5 file, not a {format_name.upper()} file; "
                                     "open it with open_pyccapt_raw_hdf5() or open_any()")
+    if _looks_like_text(path):
+        raise DataFormatError(path, f"this looks like a text file, not a binary {format_name.upper()} file "
+                                    f"(an {format_name.upper()} file holds {record_dtype.itemsize}-byte binary "
+                                    "records); was it exported as text or renamed?")
     size = path.stat().st_size
     n_records, trailing = divmod(size, record_dtype.itemsize)
     if trailing:
@@ -225,10 +252,16 @@ def open_processed_hdf5(path, key: str = "df") -> LazyTable:
             for b in range(n_blocks):
                 for j, name in enumerate(group[f"block{b}_items"][()]):
                     block_of[name.decode() if isinstance(name, bytes) else str(name)] = (b, j)
+            n_rows = len(group["axis1"]) if "axis1" in group else None
             for name in group["axis0"][()]:
                 name = name.decode() if isinstance(name, bytes) else str(name)
                 b, j = block_of[name]
-                columns[name] = LazyColumn(_H5Source(store, f"{key}/block{b}_values", column=j), name)
+                values = group[f"block{b}_values"]
+                if values.dtype.kind not in "biuf":
+                    # An object block (strings...): pandas pickles it whole; read it as pandas does.
+                    columns[name] = LazyColumn(_PandasObjectSource(store, key, name, n_rows or 0), name)
+                else:
+                    columns[name] = LazyColumn(_H5Source(store, f"{key}/block{b}_values", column=j), name)
         else:
             raise DataFormatError(store.path, f"'{key}' is not a pandas DataFrame written by to_hdf/HDFStore")
     except BaseException:

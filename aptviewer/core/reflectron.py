@@ -30,7 +30,7 @@ more than writing the output.
 
 Output layout
 -------------
-:func:`correct_epos_streaming` and :func:`correct_epos_file` write pyccapt's processed
+:func:`correct_table_streaming` (and :func:`correct_epos_streaming`) write pyccapt's processed
 layout (:data:`PROCESSED_COLUMNS`) with ``pandas.HDFStore.append(format='table')`` under
 key ``df``, so ``pd.read_hdf(path, 'df')`` reads it whole and
 ``HDFStore.select('df', iterator=True, chunksize=...)`` streams it back. From the EPOS:
@@ -64,6 +64,7 @@ coordinate convention, the source file), readable with
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import logging
@@ -78,11 +79,13 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__, _resources
+from .driver import read_rows
 from .errors import DataFormatError
 from .lazy import DEFAULT_CHUNK_SIZE, _check_chunk_size
 from .progress import raise_if_cancelled, report_progress
-from .readers import EPOS_COLUMNS, open_epos, read_epos
-from .writers import atomic_output, check_free_space, write_epos
+from .readers import EPOS_DTYPE, open_epos
+from .roles import ROLE_CANDIDATES, ROLE_LABELS, find_role
+from .writers import atomic_output, check_free_space
 
 logger = logging.getLogger(__name__)
 
@@ -781,58 +784,136 @@ _ROW_BYTES = sum(dtype.itemsize for dtype in PROCESSED_COLUMNS.values()) + 8
 APPEND_OPTIONS = {"format": "table", "index": False}
 
 
+@dataclass(frozen=True)
+class CorrectionPlan:
+    """Which input column fills each output column, found by role (:mod:`aptviewer.core.roles`).
+
+    ``f32`` and ``i64`` name, for each float32 / int64 output column in order, the input
+    column copied there (``None``: zeros). ``det_x``, ``det_y`` are the input detector
+    columns and ``det_scale`` turns their unit into the mesh's millimetres.
+    """
+
+    f32: tuple
+    i64: tuple
+    det_x: str
+    det_y: str
+    det_scale: float
+
+    @property
+    def input_columns(self) -> list[str]:
+        names = [n for n in (*self.f32, *self.i64) if n is not None]
+        return list(dict.fromkeys([*names, self.det_x, self.det_y]))
+
+
+def _first_present(columns, *candidates):
+    return next((name for name in candidates if name is not None and name in columns), None)
+
+
+def correction_plan(columns, source="the data") -> CorrectionPlan:
+    """The :class:`CorrectionPlan` of a table with these columns.
+
+    The correction needs detector x/y (mm or cm) and mass-to-charge; every other output
+    column is copied from the input column that plays its role, or left at 0.
+
+    Raises
+    ------
+    DataFormatError
+        Naming ``source`` and the columns it has, when a needed role is missing.
+    """
+    columns = [str(c) for c in columns]
+    found = {}
+    for role in ("det_x", "det_y", "mc"):
+        column = find_role(columns, role)
+        if column is None:
+            raise DataFormatError(source, f"the reflectron correction needs a {ROLE_LABELS[role]} column "
+                                          f"({' or '.join(repr(c) for c in ROLE_CANDIDATES[role])}); "
+                                          f"the table has: {', '.join(columns) or 'no columns'}")
+        found[role] = column
+    units = {found["det_x"].unit, found["det_y"].unit}
+    if len(units) != 1 or not units <= set(_MM_PER_UNIT):
+        raise DataFormatError(source, f"detector coordinates must both be in mm or cm; got "
+                                      f"{found['det_x'].name!r} and {found['det_y'].name!r}")
+
+    def role(name):
+        column = find_role(columns, name)
+        return column.name if column is not None else None
+
+    mc, tof = found["mc"].name, role("tof")
+    f32 = (_first_present(columns, "x (nm)"), _first_present(columns, "y (nm)"), _first_present(columns, "z (nm)"),
+           mc, _first_present(columns, "mc_uc (Da)") or mc, role("voltage"),
+           _first_present(columns, "pulse (V)", "pulse_v (V)"), _first_present(columns, "pulse_l (pJ)"),
+           tof, _first_present(columns, "t_c (ns)") or tof)
+    i64 = (role("delta_p"), role("multi"), _first_present(columns, "start_counter"))
+    return CorrectionPlan(f32, i64, found["det_x"].name, found["det_y"].name, _MM_PER_UNIT[units.pop()])
+
+
+_MM_PER_UNIT = {"mm": 1.0, "cm": 10.0}
+# The EPOS fields of a corrected EPOS, taken from the float32 / int64 output rows.
+_EPOS_FROM_F32 = {"x (nm)": 0, "y (nm)": 1, "z (nm)": 2, "m/n (Da)": 3, "TOF (ns)": 8, "HV_DC (V)": 5, "pulse (V)": 6}
+_EPOS_FROM_I64 = {"pslep": 0, "ipp": 1}
+
+
 class _OutputBlocks:
     """The output columns as three dtype blocks, filled in place and reused chunk after chunk.
 
     A frame built on them is already consolidated (one block per dtype), so pandas does
     not copy it again before appending, and reusing the buffers spares the page faults of
-    fresh allocations.
+    fresh allocations. With ``epos=True`` the blocks also hold the chunk as corrected EPOS
+    records (:attr:`records`), filled by :meth:`correct` from the same corrected values.
     """
 
-    def __init__(self, capacity: int):
-        self.f32 = np.empty((len(_FLOAT32_SOURCES), capacity), dtype=np.float32)
+    def __init__(self, capacity: int, plan: CorrectionPlan | None = None, *, epos: bool = False):
+        self.plan = plan or EPOS_PLAN
+        self.f32 = np.empty((len(self.plan.f32), capacity), dtype=np.float32)
         self.f64 = np.empty((2, capacity), dtype=np.float64)
-        self.i64 = np.empty((len(_INT64_SOURCES), capacity), dtype=np.int64)
+        self.i64 = np.empty((len(self.plan.i64), capacity), dtype=np.int64)
+        self.records = np.empty(capacity, dtype=EPOS_DTYPE) if epos else None
         self._det = None
-        for block, sources in ((self.f32, _FLOAT32_SOURCES), (self.i64, _INT64_SOURCES)):
+        for block, sources in ((self.f32, self.plan.f32), (self.i64, self.plan.i64)):
             for row, source in enumerate(sources):
                 if source is None:
                     block[row] = 0
 
     def fill(self, offset: int, epos_chunk: Mapping[str, np.ndarray], mesh: ReflectronMesh) -> None:
-        """Write rows ``offset ...`` from EPOS columns, correcting the detector coordinates."""
-        stop = offset + len(epos_chunk["det_x (mm)"])
-        for block, sources in ((self.f32, _FLOAT32_SOURCES), (self.i64, _INT64_SOURCES)):
+        """Write rows ``offset ...`` from input columns, correcting the detector coordinates."""
+        plan = self.plan
+        stop = offset + len(epos_chunk[plan.det_x])
+        for block, sources in ((self.f32, plan.f32), (self.i64, plan.i64)):
             for row, source in enumerate(sources):
                 if source is not None:
                     block[row, offset:stop] = epos_chunk[source]
-        detx = np.asarray(epos_chunk["det_x (mm)"], dtype=np.float64)
-        dety = np.asarray(epos_chunk["det_y (mm)"], dtype=np.float64)
+        detx = np.asarray(epos_chunk[plan.det_x], dtype=np.float64) * plan.det_scale
+        dety = np.asarray(epos_chunk[plan.det_y], dtype=np.float64) * plan.det_scale
         # Grid units stand in for millimetres, and x_det is in "cm": divide by 10.
-        mesh._locator.correct_into(detx, dety, self.f64[0, offset:stop], self.f64[1, offset:stop], scale=0.1)
+        out = self.f64[:, offset:stop]
+        mesh._locator.correct_into(detx, dety, out[0], out[1])
+        out *= 0.1
 
     def copy_from_table(self, table, start: int, stop: int) -> None:
-        """Copy rows ``start:stop`` of an open EPOS table into rows ``0 ...`` of the blocks.
+        """Copy rows ``start:stop`` of an open table into rows ``0 ...`` of the blocks.
 
         One :meth:`LazyTable.read_rows` call: a memory-mapped file is read in one pass over
         its records. The detector coordinates go to :meth:`det_buffers` for :meth:`correct`.
         """
+        plan = self.plan
         n_rows = stop - start
         det = self.det_buffers(n_rows)
-        out, copies = {"det_x (mm)": det[0], "det_y (mm)": det[1]}, []
-        for block, sources in ((self.f32, _FLOAT32_SOURCES), (self.i64, _INT64_SOURCES)):
+        out, copies = {plan.det_x: det[0], plan.det_y: det[1]}, []
+        for block, sources in ((self.f32, plan.f32), (self.i64, plan.i64)):
             first_row = {}
             for row, source in enumerate(sources):
                 if source is None:
                     continue
-                if source in first_row:  # mc_uc = mc, t_c = t: copy the column, not the records again
-                    copies.append((block[row, :n_rows], block[first_row[source], :n_rows]))
+                if source in first_row or source in out:  # mc_uc = mc, t_c = t: copy the column once
+                    copies.append((block[row, :n_rows], source, block, first_row.get(source)))
                     continue
                 first_row[source] = row
                 out[source] = block[row, :n_rows]
-        table.read_rows(list(out), start, stop, out=out)
-        for target, source in copies:
-            np.copyto(target, source)
+        read_rows(table, list(out), start, stop, out=out)  # the chunk driver's one read
+        for target, source, block, row in copies:
+            np.copyto(target, block[row, :n_rows] if row is not None else out[source], casting="unsafe")
+        if plan.det_scale != 1.0:
+            det *= plan.det_scale
 
     def fill_from_table(self, table, start: int, stop: int, mesh: ReflectronMesh) -> None:
         """Copy rows ``start:stop`` of the table into the blocks and correct them."""
@@ -840,15 +921,39 @@ class _OutputBlocks:
         self.correct(stop - start, mesh)
 
     def correct(self, n_rows: int, mesh: ReflectronMesh) -> None:
-        """Correct the first ``n_rows`` detector coordinates copied by :meth:`copy_from_table`."""
+        """Correct the first ``n_rows`` detector coordinates copied by :meth:`copy_from_table`.
+
+        The corrected grid units go to the EPOS records (when kept), then, divided by 10,
+        to ``x_det (cm)``, ``y_det (cm)``.
+        """
         det = self.det_buffers(n_rows)
-        mesh._locator.correct_into(det[0], det[1], self.f64[0, :n_rows], self.f64[1, :n_rows], scale=0.1)
+        out = self.f64[:, :n_rows]
+        mesh._locator.correct_into(det[0], det[1], out[0], out[1])
+        if self.records is not None:
+            records = self.records[:n_rows]
+            for name, row in _EPOS_FROM_F32.items():
+                records[name] = self.f32[row, :n_rows]
+            for name, row in _EPOS_FROM_I64.items():
+                records[name] = self.i64[row, :n_rows]
+            records["det_x (mm)"] = out[0]
+            records["det_y (mm)"] = out[1]
+        out *= 0.1
 
     def det_buffers(self, n_rows: int) -> np.ndarray:
-        """A reused float64 ``(2, n_rows)`` buffer for the detector coordinates."""
+        """A reused float64 ``(2, n_rows)`` buffer for the detector coordinates (mm)."""
         if self._det is None:
             self._det = np.empty_like(self.f64)
         return self._det[:, :n_rows]
+
+    def chunk(self, n_rows: int) -> dict[str, np.ndarray]:
+        """Views of the first ``n_rows`` rows for consumers: the output columns by name and
+        the input detector coordinates (mm) as ``'input det_x (mm)'``, ``'input det_y (mm)'``."""
+        views = {name: self.f32[i, :n_rows] for i, name in enumerate(_NAMES[:10])}
+        views.update({name: self.f64[i, :n_rows] for i, name in enumerate(_NAMES[10:12])})
+        views.update({name: self.i64[i, :n_rows] for i, name in enumerate(_NAMES[12:])})
+        det = self.det_buffers(n_rows)
+        views["input det_x (mm)"], views["input det_y (mm)"] = det[0], det[1]
+        return views
 
     def frame(self, n_rows: int, start: int = 0) -> pd.DataFrame:
         """The first ``n_rows`` rows as a DataFrame (a view of the blocks) indexed from ``start``."""
@@ -858,6 +963,10 @@ class _OutputBlocks:
         parts = [pd.DataFrame(block[:, :n_rows].T, columns=names, index=index, copy=False)
                  for block, names in ((self.f32, _NAMES[:10]), (self.f64, _NAMES[10:12]), (self.i64, _NAMES[12:]))]
         return pd.concat(parts, axis=1)
+
+
+#: The plan of an EPOS input (its column names are fixed).
+EPOS_PLAN = CorrectionPlan(_FLOAT32_SOURCES, _INT64_SOURCES, "det_x (mm)", "det_y (mm)", 1.0)
 
 
 class _Inline:
@@ -909,9 +1018,10 @@ def processed_frame(epos_chunk: Mapping[str, np.ndarray], mesh, start: int = 0) 
         The row number of the first row: the frame's index starts there.
     """
     mesh = _as_mesh(mesh)
-    n_rows = len(epos_chunk["det_x (mm)"])
-    blocks = _OutputBlocks(n_rows)
-    blocks.fill(0, {name: np.asarray(epos_chunk[name]) for name in EPOS_COLUMNS}, mesh)
+    plan = correction_plan(list(epos_chunk.keys()) if isinstance(epos_chunk, Mapping) else list(epos_chunk.columns))
+    n_rows = len(epos_chunk[plan.det_x])
+    blocks = _OutputBlocks(n_rows, plan)
+    blocks.fill(0, {name: np.asarray(epos_chunk[name]) for name in plan.input_columns}, mesh)
     return blocks.frame(n_rows, start)
 
 
@@ -968,21 +1078,57 @@ class _Writer:
 
 
 def correct_epos_streaming(epos_path, mesh, h5_output_path, *, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                           progress_callback=None, cancel=None) -> dict:
+                           progress_callback=None, cancel=None, epos_output_path=None, consumers=()) -> dict:
     """Correct an EPOS file chunk by chunk and write the processed HDF5 (key ``df``).
 
+    :func:`correct_table_streaming` on the file opened with :func:`open_epos`; see there.
+
+    Returns
+    -------
+    dict
+        ``{'h5': str(output path), 'rows': rows written}`` (and ``'epos'`` with
+        ``epos_output_path``).
+
+    Raises
+    ------
+    DataFormatError
+        If the input is not an EPOS file or has no records.
+    """
+    epos_path = Path(epos_path)
+    with open_epos(epos_path) as table:
+        return correct_table_streaming(table, mesh, h5_output_path, chunk_size=chunk_size,
+                                       progress_callback=progress_callback, cancel=cancel,
+                                       epos_output_path=epos_output_path, consumers=consumers)
+
+
+def correct_table_streaming(table, mesh, h5_output_path, *, epos_output_path=None, consumers=(),
+                            chunk_size: int = DEFAULT_CHUNK_SIZE, progress_callback=None, cancel=None) -> dict:
+    """Correct an open table in one pass: the processed HDF5, optionally a corrected EPOS.
+
     Memory stays bounded by one chunk (at most 262,144 rows at a time, about 200 bytes a
-    row), whatever the file size. The output is written to a temporary file
-    beside ``h5_output_path`` and renamed into place only when complete.
+    row, 250 with the EPOS), whatever the file size and the outputs. Each output is written
+    to a temporary file beside it and renamed into place only when every output is
+    complete; a cancel or an error leaves none of them.
 
     Parameters
     ----------
-    epos_path : path-like
-        The ``.epos`` input (opened read-only, never modified).
+    table : LazyTable
+        Any open table with detector x/y (mm or cm) and mass-to-charge columns (found by
+        role, see :func:`correction_plan`): EPOS, AP Suite, pyccapt tables... Read once.
     mesh : ReflectronMesh or str
         The mesh, or the key of a bundled preset.
-    h5_output_path : path-like
-        The output file; an existing file is replaced only once the new one is complete.
+    h5_output_path : path-like or None
+        The processed HDF5; an existing file is replaced only once the new one is complete.
+        ``None`` writes no HDF5 (then ``epos_output_path`` is needed).
+    epos_output_path : path-like, optional
+        Also write a corrected ``.epos``: the input's EPOS columns with ``det_x (mm)``,
+        ``det_y (mm)`` replaced by the corrected coordinates (grid units, as pyccapt does).
+        Columns a non-EPOS input lacks are written as 0.
+    consumers : sequence, optional
+        Objects with ``update(chunk, start)`` fed every corrected chunk (on the helper
+        thread, in order): ``chunk`` maps the output column names and
+        ``'input det_x (mm)'``, ``'input det_y (mm)'`` to views valid during the call
+        (the before/after hit maps of the correction workflow).
     chunk_size : int
         Rows corrected and appended per step (capped at 262,144). The next step is read
         and corrected on a helper thread while the current one is written.
@@ -995,112 +1141,94 @@ def correct_epos_streaming(epos_path, mesh, h5_output_path, *, chunk_size: int =
     Returns
     -------
     dict
-        ``{'h5': str(output path), 'rows': rows written}``.
+        ``{'h5': str, 'rows': int}`` plus ``'epos': str`` with ``epos_output_path``.
 
     Raises
     ------
     DataFormatError
-        If the input is not an EPOS file or has no records.
+        If the table lacks a needed column or has no rows.
     InsufficientDiskSpaceError
-        If the output's folder does not have room for it.
+        If the output's folder does not have room for the outputs.
     OperationCancelled
         If ``cancel`` was set.
     """
     mesh = _as_mesh(mesh)
+    source = table.path if table.path is not None else Path("table")
+    plan = correction_plan(table.columns, source)
     step = min(_check_chunk_size(chunk_size), _APPEND_ROWS)
-    epos_path, output = Path(epos_path), Path(h5_output_path)
-    what = f"reflectron correction of {epos_path}"
-    with open_epos(epos_path) as table:
-        total = table.n_rows
-        if total == 0:
-            raise DataFormatError(epos_path, "the file has no records to correct")
-        output.parent.mkdir(parents=True, exist_ok=True)
-        check_free_space(output, expected_output_bytes(total))
-        raise_if_cancelled(cancel, what)
-        mesh._locator  # build the look-up grid before the first chunk
-        starts = range(0, total, step)
-        # Two sets of blocks: while this thread appends one chunk, a helper thread reads and
-        # corrects the next (NumPy releases the GIL while it copies and corrects).
-        buffers = (_OutputBlocks(min(step, total)), _OutputBlocks(min(step, total)))
+    output = Path(h5_output_path) if h5_output_path is not None else None
+    epos_output = Path(epos_output_path) if epos_output_path is not None else None
+    if output is None and epos_output is None:
+        raise ValueError("the correction needs an output: an HDF5 path, an EPOS path or both")
+    what = f"reflectron correction of {source}"
+    total = min(len(table[name]) for name in plan.input_columns)
+    if total == 0:
+        raise DataFormatError(source, "the file has no records to correct")
+    inputs = [table.path] if table.path is not None else []
+    for target in (output, epos_output):
+        if target is not None:
+            if table.path is not None:
+                _refuse_input_as_output(target, table.path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+    if epos_output is not None and output is not None and epos_output.resolve() == output.resolve():
+        raise ValueError(f"{epos_output}: the corrected EPOS and the HDF5 output must be different files")
+    check_free_space(output or epos_output, (expected_output_bytes(total) if output else 0)
+                     + (total * EPOS_DTYPE.itemsize if epos_output else 0))
+    raise_if_cancelled(cancel, what)
+    mesh._locator  # build the look-up grid before the first chunk
+    starts = range(0, total, step)
+    # Two sets of blocks: while this thread appends one chunk, a helper thread reads and
+    # corrects the next (NumPy releases the GIL while it copies and corrects).
+    buffers = tuple(_OutputBlocks(min(step, total), plan, epos=epos_output is not None) for _ in range(2))
 
-        def prepare(k: int):
-            blocks, start, stop = buffers[k % 2], starts[k], min(starts[k] + step, total)
-            return pool.submit(blocks.fill_from_table, table, start, stop, mesh)
+    def prepare_chunk(blocks, start, stop):
+        blocks.fill_from_table(table, start, stop, mesh)
+        if consumers:
+            views = blocks.chunk(stop - start)
+            for consumer in consumers:
+                consumer.update(views, start)
 
-        with atomic_output(output, inputs=[epos_path]) as temp, _Writer(temp, total) as writer, \
-                _helper_thread() as pool:
-            ready = prepare(0)
-            for k, lo in enumerate(starts):
-                ready.result()
-                raise_if_cancelled(cancel, what)
-                if k + 1 < len(starts):
-                    ready = prepare(k + 1)
-                hi = min(lo + step, total)
-                writer.append(buffers[k % 2].frame(hi - lo, lo))
-                report_progress(progress_callback, hi, total)
+    def prepare(k: int):
+        return pool.submit(prepare_chunk, buffers[k % 2], starts[k], min(starts[k] + step, total))
+
+    with contextlib.ExitStack() as stack:
+        temp = stack.enter_context(atomic_output(output, inputs=inputs)) if output is not None else None
+        epos_handle = None
+        if epos_output is not None:
+            epos_temp = stack.enter_context(atomic_output(epos_output, inputs=inputs))
+            epos_handle = stack.enter_context(open(epos_temp, "wb"))
+        writer = stack.enter_context(_Writer(temp, total)) if temp is not None else None
+        pool = stack.enter_context(_helper_thread())
+        # The corrected EPOS is written by a third thread (the kernel's copy into the page
+        # cache costs as much CPU as appending a third of the HDF5), so that neither the
+        # appends nor the corrections wait for it.
+        epos_pool = stack.enter_context(_helper_thread()) if epos_handle is not None else None
+        epos_written = None  # the write of the previous chunk's records
+        ready = prepare(0)
+        for k, lo in enumerate(starts):
+            ready.result()
             raise_if_cancelled(cancel, what)
-            writer.finish(output_attributes(mesh, epos_path))
-    logger.info("corrected %s with preset %s: %d rows -> %s", epos_path, mesh.key, total, output)
-    return {"h5": str(output), "rows": total}
-
-
-def correct_epos_file(epos_path, mesh, *, output_epos_path=None, output_h5_path=None) -> dict:
-    """Correct a whole EPOS file in memory (the eager path behind ``--save-epos``).
-
-    Needs about 170 bytes of RAM per row (the records, the output frame and float64 work
-    arrays): prefer :func:`correct_epos_streaming` when only the HDF5 is wanted.
-
-    Parameters
-    ----------
-    epos_path : path-like
-        The ``.epos`` input (never modified).
-    mesh : ReflectronMesh or str
-        The mesh, or the key of a bundled preset.
-    output_epos_path : path-like, optional
-        Write a corrected ``.epos`` here: the input records with ``det_x (mm)`` and
-        ``det_y (mm)`` replaced by the corrected coordinates (grid units, as pyccapt does).
-    output_h5_path : path-like, optional
-        Write the processed HDF5 here: the same file :func:`correct_epos_streaming` writes.
-
-    Returns
-    -------
-    dict
-        ``{'frame': DataFrame in the output layout, 'rows': n, 'epos': path or None,
-        'h5': path or None}``.
-
-    Raises
-    ------
-    DataFormatError, InsufficientDiskSpaceError, ValueError
-        For a bad input, a full disk, or an output path that is the input.
-    """
-    mesh = _as_mesh(mesh)
-    epos_path = Path(epos_path)
-    for output in (output_epos_path, output_h5_path):
-        _refuse_input_as_output(output, epos_path)
-        if output is not None:
-            Path(output).parent.mkdir(parents=True, exist_ok=True)
-    records = read_epos(epos_path)
-    n_rows = len(records)
-    if n_rows == 0:
-        raise DataFormatError(epos_path, "the file has no records to correct")
-    blocks = _OutputBlocks(n_rows)
-    blocks.fill(0, {name: records[name].to_numpy() for name in EPOS_COLUMNS}, mesh)
-    frame = blocks.frame(n_rows)
-    result = {"frame": frame, "rows": n_rows, "epos": None, "h5": None}
-    if output_epos_path is not None:
-        # Recomputed rather than taken back from x_det * 10, which may differ in the last bit.
-        records["det_x (mm)"], records["det_y (mm)"] = correct_detector_coordinates(
-            records["det_x (mm)"], records["det_y (mm)"], mesh)
-        result["epos"] = str(write_epos(records, output_epos_path))
-    del records
-    if output_h5_path is not None:
-        output = Path(output_h5_path)
-        check_free_space(output, expected_output_bytes(n_rows))
-        with atomic_output(output, inputs=[epos_path]) as temp, _Writer(temp, n_rows) as writer:
-            for lo in range(0, n_rows, _APPEND_ROWS):
-                writer.append(frame.iloc[lo:lo + _APPEND_ROWS])
-            writer.finish(output_attributes(mesh, epos_path))
-        result["h5"] = str(output)
+            if epos_written is not None:
+                epos_written.result()  # its buffer is the one the next prepare fills
+            if k + 1 < len(starts):
+                ready = prepare(k + 1)
+            hi = min(lo + step, total)
+            blocks = buffers[k % 2]
+            if epos_pool is not None:
+                epos_written = epos_pool.submit(epos_handle.write, memoryview(blocks.records[:hi - lo]).cast("B"))
+            if writer is not None:
+                writer.append(blocks.frame(hi - lo, lo))
+            report_progress(progress_callback, hi, total)
+        if epos_written is not None:
+            epos_written.result()
+        raise_if_cancelled(cancel, what)
+        if writer is not None:
+            writer.finish(output_attributes(mesh, source))
+        # Leaving the stack closes the writers, then renames the EPOS, then the HDF5.
+    logger.info("corrected %s with preset %s: %d rows -> %s", source, mesh.key, total, output or epos_output)
+    result = {"h5": str(output) if output is not None else None, "rows": total}
+    if epos_output is not None:
+        result["epos"] = str(epos_output)
     return result
 
 

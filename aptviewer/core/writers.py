@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .driver import iter_chunks, source_length
 from .errors import InsufficientDiskSpaceError
 from .lazy import DEFAULT_CHUNK_SIZE, LazyTable
 from .readers import EPOS_DTYPE, POS_DTYPE
@@ -88,55 +89,66 @@ def atomic_output(path, *, inputs=()):
         raise
 
 
-def _iter_source_chunks(source, columns, chunk_size):
-    """Chunks of ``columns`` from a LazyTable, a DataFrame or a mapping of arrays."""
-    if isinstance(source, LazyTable):
-        yield from source.iter_chunks(columns, chunk_size)
-        return
-    missing = [c for c in columns if c not in source]
-    if missing:
-        raise KeyError(f"missing columns {missing}; need {columns}")
-    arrays = {c: np.asarray(source[c]) for c in columns}
-    n = len(next(iter(arrays.values()))) if arrays else 0
-    for lo in range(0, n, chunk_size):
-        yield {c: a[lo:lo + chunk_size] for c, a in arrays.items()}
-
-
-def _write_records(source, path, record_dtype, chunk_size) -> Path:
+def _write_records(source, path, record_dtype, chunk_size, progress_callback=None, cancel=None) -> Path:
     columns = list(record_dtype.names)
     if isinstance(source, LazyTable):
         source._select(columns)  # KeyError naming the missing columns before any file is made
         inputs = [source.path]
-        n_rows = min(len(source[c]) for c in columns)
     else:
         missing = [c for c in columns if c not in source]
         if missing:
             raise KeyError(f"cannot write {path}: missing columns {missing}")
         inputs = []
-        n_rows = len(source[columns[0]])
+    n_rows = source_length(source, columns)
     check_free_space(path, n_rows * record_dtype.itemsize)
     with atomic_output(path, inputs=inputs) as temp:
         with open(temp, "wb") as handle:
-            for chunk in _iter_source_chunks(source, columns, chunk_size):
-                records = np.empty(len(chunk[columns[0]]), dtype=record_dtype)
-                for name in columns:
-                    records[name] = chunk[name]
-                handle.write(records.tobytes())
+            writer = RecordWriter(handle, record_dtype)
+            for _, chunk in iter_chunks(source, columns, chunk_size, cancel=cancel,
+                                        progress_callback=progress_callback, what=f"writing {path}"):
+                writer.write(chunk)
     return Path(path)
 
 
-def write_epos(frame_or_table, path, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Path:
+class RecordWriter:
+    """Appends chunks ``{name: array}`` to an open binary file as big-endian records.
+
+    One record buffer is reused from chunk to chunk (it grows only for a larger chunk).
+    """
+
+    def __init__(self, handle, record_dtype: np.dtype):
+        self.handle = handle
+        self.dtype = np.dtype(record_dtype)
+        self._buffer = np.empty(0, dtype=self.dtype)
+        self.rows = 0
+
+    def write(self, chunk) -> None:
+        n = len(chunk[self.dtype.names[0]])
+        if len(self._buffer) < n:
+            self._buffer = np.empty(n, dtype=self.dtype)
+        records = self._buffer[:n]
+        for name in self.dtype.names:
+            records[name] = chunk[name]
+        self.handle.write(memoryview(records).cast("B"))
+        self.rows += n
+
+
+def write_epos(frame_or_table, path, chunk_size: int = DEFAULT_CHUNK_SIZE, *, progress_callback=None,
+               cancel=None) -> Path:
     """Write an ``.epos`` file from a DataFrame, a mapping of arrays or a LazyTable.
 
-    A LazyTable is streamed chunk by chunk. The 11 EPOS columns (``x (nm)`` ... ``ipp``)
-    must be present; values are stored as big-endian float32 / uint32.
+    Streamed chunk by chunk through the chunk driver (``progress_callback(done, total)``,
+    ``cancel`` checked between chunks; a cancelled write leaves no file). The 11 EPOS
+    columns (``x (nm)`` ... ``ipp``) must be present; values are stored as big-endian
+    float32 / uint32.
     """
-    return _write_records(frame_or_table, path, EPOS_DTYPE, int(chunk_size))
+    return _write_records(frame_or_table, path, EPOS_DTYPE, int(chunk_size), progress_callback, cancel)
 
 
-def write_pos(frame_or_table, path, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Path:
-    """Write a ``.pos`` file (``x (nm)``, ``y (nm)``, ``z (nm)``, ``m/n (Da)``)."""
-    return _write_records(frame_or_table, path, POS_DTYPE, int(chunk_size))
+def write_pos(frame_or_table, path, chunk_size: int = DEFAULT_CHUNK_SIZE, *, progress_callback=None,
+              cancel=None) -> Path:
+    """Write a ``.pos`` file (``x (nm)``, ``y (nm)``, ``z (nm)``, ``m/n (Da)``); as :func:`write_epos`."""
+    return _write_records(frame_or_table, path, POS_DTYPE, int(chunk_size), progress_callback, cancel)
 
 
 def store_df_to_hdf(df: pd.DataFrame, key: str, path, format: str = "fixed") -> Path:

@@ -28,10 +28,10 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.lazy import DEFAULT_CHUNK_SIZE
-from ..core.readers import EPOS_DTYPE
+from ..workflows.opening import SUPPORTED_SUFFIXES, is_supported
 from .jobs import CorrectionParameters
 from .settings import last_correction_preset
-from .side_panel import CHUNK_SIZES, format_bytes
+from .side_panel import CHUNK_SIZES
 
 H5_SUFFIXES = (".h5", ".hdf5")
 
@@ -96,7 +96,8 @@ class CorrectionDialog(QDialog):
         self._output_edited = False
         self._epos_edited = False
 
-        self.input = _PathField("Choose the EPOS file to correct", "EPOS files (*.epos);;All files (*)")
+        self.input = _PathField("Choose the data file to correct",
+                                "Atom probe data (" + " ".join(f"*{s}" for s in SUPPORTED_SUFFIXES) + ");;All files (*)")
 
         self.preset_radio = QRadioButton("Built-in instrument preset:")
         self.preset = QComboBox()
@@ -140,7 +141,7 @@ class CorrectionDialog(QDialog):
 
         files_box = QGroupBox("Files")
         files_layout = QFormLayout(files_box)
-        files_layout.addRow("Input EPOS:", self.input)
+        files_layout.addRow("Input file:", self.input)
         files_layout.addRow("Output HDF5:", self.output)
         files_layout.addRow("Chunk size:", self.chunk_size)
         files_layout.addRow(self.write_epos)
@@ -183,11 +184,12 @@ class CorrectionDialog(QDialog):
         problems = []
         source = self.input.path()
         if source is None:
-            problems.append("Choose the EPOS file to correct.")
+            problems.append("Choose the data file to correct (EPOS, or any file with detector x/y).")
         elif not source.is_file():
             problems.append(f"The input {source} does not exist.")
-        elif source.suffix.lower() != ".epos":
-            problems.append("The input must be an .epos file (the correction needs the EPOS detector coordinates).")
+        elif not is_supported(source):
+            problems.append(f"aptviewer cannot read {source.suffix or 'extension-less'} files; choose one of "
+                            f"{', '.join(SUPPORTED_SUFFIXES)} with detector x/y and mass-to-charge columns.")
         if self.preset_radio.isChecked():
             if self.preset.currentData() is None:
                 problems.append("Choose an instrument preset.")
@@ -227,15 +229,9 @@ class CorrectionDialog(QDialog):
         self.intersections.setEnabled(mesh_own)
         self.triangles.setEnabled(mesh_own)
         self.epos_output.setEnabled(self.write_epos.isChecked())
-        source = self.input.path()
-        if self.write_epos.isChecked() and source is not None and source.is_file():
-            rows = source.stat().st_size // EPOS_DTYPE.itemsize
-            # read_epos frame + the corrected frame (15 columns) + the records written
-            need = rows * (EPOS_DTYPE.itemsize * 2 + 84)
-            self.epos_note.setText(f"Writing EPOS loads the whole file: about {format_bytes(need)} of memory.")
-        else:
-            self.epos_note.setText("")
-        self.epos_note.setVisible(bool(self.epos_note.text()))
+        # The corrected EPOS is written in the same pass as the HDF5: no note about memory.
+        self.epos_note.setText("")
+        self.epos_note.setVisible(False)
         problems = self.problems()
         ok = not problems
         self.buttons.button(QDialogButtonBox.Ok).setEnabled(ok)

@@ -40,4 +40,7 @@ class MainThreadGarbageCollector(QObject):
 def install(app) -> MainThreadGarbageCollector:
     """Install the collector on ``app`` once (later calls return the same one)."""
     existing = app.findChild(MainThreadGarbageCollector)
-    return existing if existing is not None else MainThreadGarbageCollector(app)
+    if existing is not None:
+        gc.disable()  # whoever switched automatic collection back on (a test's clean-up), off again
+        return existing
+    return MainThreadGarbageCollector(app)

@@ -50,6 +50,7 @@ from .jobs import (
     make_overview_job,
     open_table,
 )
+from .multihit_view import MultihitView
 from .plots import HistoryPlot, HitMapPlot, SpectrumPlot, set_title
 from .ranging import install as install_ranging
 from .side_panel import SidePanel, format_bytes, format_rows
@@ -172,6 +173,10 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(overview, "Overview")
         self.tabs.addTab(self.drift_view, "TOF drift")
         self.tabs.addTab(self.correction_view, "Reflectron correction")
+        self.multihit_view = MultihitView(self.tasks, status=self._set_status)
+        self.multihit_view.readout_changed.connect(self._show_readout)
+        self.multihit_view.failed.connect(self.report_error)
+        self.tabs.addTab(self.multihit_view, "Multi-hit")
         self.tabs.setTabEnabled(2, False)
         splitter = QSplitter(Qt.Horizontal)
         splitter.addWidget(self.side_panel)
@@ -314,6 +319,7 @@ class MainWindow(QMainWindow):
         self.side_panel.summary.show_pending("Computed after the plots are complete.")
         self._label_plots(table)
         self._start_stream()
+        self.multihit_view.set_table(table, path)  # streams now if its tab is shown, else when it is
         self._update_actions()
         if self._file_note:
             self.statusBar().showMessage(self._file_note, 10_000)
@@ -332,6 +338,7 @@ class MainWindow(QMainWindow):
         for kind in ("stream", "drift"):
             self.tasks.cancel(kind)
         self.ranging.on_file_closed()
+        self.multihit_view.set_table(None)
         if self.table is not None:
             self._retire_table(self.table)
         self.table = self.path = self.frame = self.summary = self.current_overview = None
@@ -557,7 +564,8 @@ class MainWindow(QMainWindow):
             self.frame = result.frame
         if result.summary is not None:
             self.summary = result.summary
-            self.side_panel.summary.show_summary(result.summary, self.table.columns if self.table else [])
+            self.side_panel.summary.show_summary(result.summary, self.table.columns if self.table else [],
+                                                 not_recorded=result.overview.not_recorded)
         elif result.summary_error:
             self.side_panel.summary.show_pending(f"No summary: {result.summary_error}")
         if self.tasks.calling_latest():
@@ -626,12 +634,13 @@ class MainWindow(QMainWindow):
             return
         overview, density = pending
         self.current_overview = overview
+        hidden = self._mark_not_recorded(overview) if overview.not_recorded else set()
         # The labels were set when the file was opened (_label_plots): only data changes here.
-        if overview.mc_counts is not None:
+        if overview.mc_counts is not None and "mass" not in hidden:
             self.plots["mass"].set_histogram(overview.mc_counts, overview.mc_edges)
-        if overview.tof_counts is not None:
+        if overview.tof_counts is not None and "tof" not in hidden:
             self.plots["tof"].set_histogram(overview.tof_counts, overview.tof_edges)
-        if overview.detector_counts is not None:
+        if overview.detector_counts is not None and "hitmap" not in hidden:
             self.plots["hitmap"].set_histogram(overview.detector_counts, overview.detector_x_edges,
                                                overview.detector_y_edges)
         self.plots["history"].set_history(overview.history_index, overview.history_mc, overview.history_voltage,
@@ -640,6 +649,25 @@ class MainWindow(QMainWindow):
         self._update_actions()
         self._last_draw = time.perf_counter()  # and again after each paint (_note_paint)
         self.overview_drawn.emit(overview.complete)
+
+    def _mark_not_recorded(self, overview) -> set:
+        """Plots of all-zero columns say so instead of drawing a flat line or one bar at 0.
+
+        Returns the names of the plots that must not draw their data.
+        """
+        columns, silent = overview.columns, set(overview.not_recorded)
+        hidden = set()
+        for name, roles in (("mass", ("mc",)), ("tof", ("tof",)), ("hitmap", ("det_x", "det_y"))):
+            present = [columns[role] for role in roles if role in columns]
+            if present and all(column in silent for column in present):
+                hidden.add(name)
+                self.plots[name].clear_data()
+                self.plots[name].set_available(False, "Not recorded in this file (all values are 0).")
+        if columns.get("voltage") in silent:
+            # The mass-to-charge history still tells the run's story; no flat 0 V line.
+            overview.history_voltage = None
+            self.plots["history"].set_axis_names(overview.labels.get("mc"), None)
+        return hidden
 
     def reset_views(self) -> None:
         for name in ("mass", "tof"):
@@ -703,7 +731,9 @@ class MainWindow(QMainWindow):
 
     def open_correction_dialog(self) -> None:
         """Ask for the correction's parameters and run it."""
-        initial = self.path if self.path is not None and self.path.suffix.lower() == ".epos" else None
+        # Any open table with detector coordinates can be corrected (EPOS, AP Suite, pyccapt...).
+        has_detector = self.table is not None and {"det_x", "det_y"} <= set(find_roles(self.table.columns))
+        initial = self.path if self.path is not None and has_detector else None
         dialog = CorrectionDialog(initial, parent=self)
         if dialog.exec() == QDialog.Accepted:
             self.run_correction(dialog.parameters())

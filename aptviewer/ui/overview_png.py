@@ -8,17 +8,25 @@ The batch mode never imports Qt: :func:`aptviewer.reports.write_file_report` sav
 overview to a ``.npz`` file and runs this module in a child process::
 
     python -m aptviewer.ui.overview_png OVERVIEW.npz OUTPUT.png [--title TITLE]
+
+A batch run starts one child for all its files (``--serve``): it reads one JSON request
+a line (``{"overview": npz, "output": png, "title": ...}``) from stdin and answers each
+with one JSON line (``{"ok": true}`` or ``{"ok": false, "error": ...}``), so Qt starts
+once per run, not once per file.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from ..core.overview import coarsen_hit_map
 
 logger = logging.getLogger(__name__)
 
@@ -95,11 +103,20 @@ def _font(point_size: int):
     return font
 
 
-def _spectrum(plot, counts, edges, color: str, title: str, x_label: str, missing: str) -> None:
+#: What a panel says in place of a column that holds nothing but zeros.
+NOT_RECORDED = "not recorded in this file"
+
+
+def _spectrum(plot, counts, edges, color: str, title: str, x_label: str, missing: str,
+              not_recorded: bool = False) -> None:
     """A step histogram on a log y axis, framed to the occupied bins."""
     import pyqtgraph as pg
     from PySide6.QtGui import QColor
 
+    if not_recorded:
+        _style(plot, title, x_label, "counts per bin")
+        _no_data(plot, NOT_RECORDED)
+        return
     if counts is None or edges is None:
         _style(plot, title, x_label, "counts per bin")
         _no_data(plot, missing)
@@ -140,10 +157,13 @@ def _hit_map(plot, overview) -> None:
     if counts is None:
         _no_data(plot, "no detector x/y columns")
         return
+    if _not_recorded(overview, "det_x") and _not_recorded(overview, "det_y"):
+        _no_data(plot, NOT_RECORDED)
+        return
     plot.showGrid(x=False, y=False)
     x_edges = np.asarray(overview.detector_x_edges, dtype=np.float64)
     y_edges = np.asarray(overview.detector_y_edges, dtype=np.float64)
-    counts = _coarsen(np.asarray(counts))
+    counts = coarsen_hit_map(np.asarray(counts))
     image = counts.astype(np.float32)
     image[counts == 0] = np.nan  # empty bins stay white: the detector disc stands out
     top = float(counts.max()) if counts.size else 0.0
@@ -167,17 +187,10 @@ def _hit_map(plot, overview) -> None:
     plot.setRange(xRange=(x_edges[0], x_edges[-1]), yRange=(y_edges[0], y_edges[-1]), padding=0.02)
 
 
-def _coarsen(counts: np.ndarray, min_mean: float = 4.0, min_bins: int = 32) -> np.ndarray:
-    """Merge 2x2 blocks of a sparse hit map until its occupied bins hold ``min_mean`` hits.
-
-    A map of a small file at full resolution is mostly empty bins and single hits (salt
-    and pepper); merged bins show the density a scientist is looking for.
-    """
-    while (counts.shape[0] % 2 == 0 and counts.shape[1] % 2 == 0 and min(counts.shape) // 2 >= min_bins
-           and np.count_nonzero(counts) and counts.sum() / np.count_nonzero(counts) < min_mean):
-        nx, ny = counts.shape
-        counts = counts.reshape(nx // 2, 2, ny // 2, 2).sum(axis=(1, 3))
-    return counts
+def _not_recorded(overview, role: str) -> bool:
+    """Whether the column playing ``role`` holds nothing but zeros."""
+    name = overview.columns.get(role)
+    return name is not None and name in (overview.not_recorded or [])
 
 
 def _history(plot, overview) -> None:
@@ -192,12 +205,20 @@ def _history(plot, overview) -> None:
     else:
         scale, x_label = 1.0, "ion index"
     voltage, mc = overview.history_voltage, overview.history_mc
+    silent_voltage = voltage is not None and _not_recorded(overview, "voltage")
+    if silent_voltage and (mc is None or not index.size):
+        _style(plot, "Voltage history", x_label, overview.labels.get("voltage", "DC voltage (V)"))
+        _no_data(plot, NOT_RECORDED)
+        return
+    if silent_voltage:
+        voltage = None  # no flat 0 V line: the mass-to-charge history instead, saying why
     if voltage is not None and index.size:
         _style(plot, "Voltage history", x_label, overview.labels.get("voltage", "DC voltage (V)"))
         plot.plot(index * scale, np.asarray(voltage, dtype=np.float64), pen=pg.mkPen(_VOLTAGE_COLOR, width=1.5))
     elif mc is not None and index.size:
         # No voltage column (e.g. a POS file): the mass-to-charge history tells the run's story.
-        _style(plot, "Mass-to-charge history", x_label, overview.labels.get("mc", "mass-to-charge (Da)"))
+        title = "Mass-to-charge history" + (" (DC voltage not recorded)" if silent_voltage else "")
+        _style(plot, title, x_label, overview.labels.get("mc", "mass-to-charge (Da)"))
         plot.plot(index * scale, np.asarray(mc, dtype=np.float64), pen=None, symbol="o", symbolSize=2,
                   symbolPen=None, symbolBrush=pg.mkBrush(31, 78, 154, 90))
         top = float(overview.binning.get("mc_range", [0, 100])[1])
@@ -247,9 +268,11 @@ def render_overview_png(overview, path, *, title: str = "", size: tuple[int, int
         labels = overview.labels
         tof, mc, hits, history = (layout.addPlot(row=r, col=c) for r, c in ((1, 0), (1, 1), (2, 0), (2, 1)))
         _spectrum(tof, overview.tof_counts, overview.tof_edges, _TOF_COLOR, "Time-of-flight spectrum",
-                  labels.get("tof", "time of flight (ns)"), "no time-of-flight column")
+                  labels.get("tof", "time of flight (ns)"), "no time-of-flight column",
+                  _not_recorded(overview, "tof"))
         _spectrum(mc, overview.mc_counts, overview.mc_edges, _MC_COLOR, "Mass spectrum",
-                  labels.get("mc", "mass-to-charge (Da)"), "no mass-to-charge column")
+                  labels.get("mc", "mass-to-charge (Da)"), "no mass-to-charge column",
+                  _not_recorded(overview, "mc"))
         _hit_map(hits, overview)
         _history(history, overview)
         # Lay the figure out at its final size without putting a window on any screen.
@@ -270,17 +293,56 @@ def render_overview_png(overview, path, *, title: str = "", size: tuple[int, int
     return path
 
 
+def serve(stdin=None, stdout=None) -> int:
+    """Draw one PNG per JSON request line of ``stdin``; answer each on ``stdout``.
+
+    A request is ``{"kind": "overview" | "multihit", "data": NPZ, "output": PNG, "title": T}``.
+    """
+    from ..reports import load_overview_npz
+
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    for line in stdin:
+        if not line.strip():
+            continue
+        try:
+            request = json.loads(line)
+            if request.get("kind") == "multihit":
+                from ..workflows.multihit import load_snapshot_npz
+                from .multihit_png import render_multihit_png
+
+                render_multihit_png(load_snapshot_npz(request["data"]), request["output"],
+                                    title=request.get("title", ""))
+            else:
+                overview = load_overview_npz(request.get("data") or request["overview"])
+                size = tuple(request.get("size") or DEFAULT_SIZE)
+                render_overview_png(overview, request["output"], title=request.get("title", ""), size=size)
+            answer = {"ok": True}
+        except Exception as exc:  # one bad figure must not end the run's renderer
+            logger.debug("rendering failed", exc_info=True)
+            answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        stdout.write(json.dumps(answer) + "\n")
+        stdout.flush()
+    return 0
+
+
 def main(argv=None) -> int:
-    """Entry point of the child process: ``OVERVIEW.npz OUTPUT.png [--title T]``."""
+    """Entry point of the child process: ``OVERVIEW.npz OUTPUT.png [--title T]`` or ``--serve``."""
     parser = argparse.ArgumentParser(prog="python -m aptviewer.ui.overview_png",
                                      description="Render a saved dataset overview (.npz) to a PNG, headless.")
-    parser.add_argument("overview", help="the overview saved by aptviewer.reports.save_overview_npz")
-    parser.add_argument("output", help="the PNG to write")
+    parser.add_argument("overview", nargs="?", help="the overview saved by aptviewer.reports.save_overview_npz")
+    parser.add_argument("output", nargs="?", help="the PNG to write")
     parser.add_argument("--title", default="")
     parser.add_argument("--width", type=int, default=DEFAULT_SIZE[0])
     parser.add_argument("--height", type=int, default=DEFAULT_SIZE[1])
+    parser.add_argument("--serve", action="store_true",
+                        help="draw one PNG per JSON request line on stdin (one Qt start for many figures)")
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if args.serve:
+        return serve()
+    if not (args.overview and args.output):
+        parser.error("give OVERVIEW.npz and OUTPUT.png, or --serve")
     from ..reports import load_overview_npz
 
     overview = load_overview_npz(args.overview)

@@ -612,7 +612,9 @@ class RangingController(QObject):
         n_selected = int(np.sum(self.counts.counts[indices])) if self.counts is not None else None
         settings = w.side_panel.plot_settings.settings()
         try:
-            job = make_selected_overview_job(self._source(), self.ranges, indices, settings, n_selected=n_selected)
+            shown = w.current_overview.binning.get("detector_range") if w.current_overview is not None else None
+            job = make_selected_overview_job(self._source(), self.ranges, indices, settings, n_selected=n_selected,
+                                             detector_range=shown)
         except ValueError as exc:
             w.report_error("Cannot filter by ion", str(exc))
             return None

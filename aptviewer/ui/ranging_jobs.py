@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from ..core.ion_selection import (
     MassWindows,
     count_in_windows,
+    run_selected_overview,
     selected_overview_accumulator_for,
-    stream_selected_overview,
 )
 from ..core.overview import DatasetOverview
 from ..core.composition import Composition
@@ -99,32 +99,38 @@ class SelectedOverviewProgress:
 
 
 def make_selected_overview_job(source, ranges: RangeSet, indices, settings: OverviewSettings, *,
-                               n_selected: int | None = None, min_interval: float | None = None):
+                               n_selected: int | None = None, detector_range=None,
+                               min_interval: float | None = None):
     """Stream the overview of the rows in ``ranges[i] for i in indices``; returns the DatasetOverview.
 
-    ``n_selected`` (the ions in those ranges, when a count is at hand) spares a counting pass.
+    ``n_selected`` (the ions in those ranges, when a count is at hand) spares a counting
+    pass; ``detector_range`` (that of the overview on screen) makes the filtered hit map
+    share its bins.
     """
     windows = MassWindows.of_ranges(ranges, indices)
     if min_interval is None:
         min_interval = REPORT_INTERVAL_S
+    binning = settings.accumulator_kwargs()
+    if detector_range is not None:
+        binning["detector_range"] = tuple(detector_range)
 
     def job(report, cancel) -> DatasetOverview:
         t0 = time.perf_counter()
         selected = n_selected
         if selected is None:
             selected = count_in_windows(source, windows, chunk_size=settings.chunk_size, cancel=cancel)
-        accumulator = selected_overview_accumulator_for(
-            source, windows, selected, mc_range=settings.mc_range, mc_bin=settings.mc_bin,
-            tof_range=settings.tof_range, tof_bin=settings.tof_bin, detector_bins=settings.detector_bins,
-            history_max_points=settings.history_max_points)
-        last = None
-        for done in stream_selected_overview(source, accumulator, settings.chunk_size, cancel=cancel):
+        accumulator = selected_overview_accumulator_for(source, windows, selected, **binning)
+        last = [None]
+
+        def on_chunk(done):
             now = time.perf_counter()
-            if last is None or now - last >= min_interval:
-                last = now
+            if last[0] is None or now - last[0] >= min_interval:
+                last[0] = now
                 overview = accumulator.snapshot()
                 report(SelectedOverviewProgress(done, accumulator.n_rows, now - t0, overview,
                                                 history_density(overview)))
+
+        run_selected_overview(source, accumulator, settings.chunk_size, cancel=cancel, on_chunk=on_chunk)
         overview = accumulator.snapshot()
         report(SelectedOverviewProgress(overview.rows_processed, accumulator.n_rows, time.perf_counter() - t0,
                                         overview, history_density(overview)))

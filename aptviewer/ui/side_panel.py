@@ -206,16 +206,27 @@ class SummaryBox(QGroupBox):
         self.status.setVisible(True)
         self.table.setVisible(False)
 
-    def show_summary(self, summary: dict, columns) -> None:
-        """Fill the table from ``{'<column>_min': ..., '<column>_median': ..., '<column>_max': ...}``."""
+    def show_summary(self, summary: dict, columns, not_recorded=()) -> None:
+        """Fill the table from ``{'<column>_min': ..., '<column>_median': ..., '<column>_max': ...}``.
+
+        Columns in ``not_recorded`` (all zero) read "not recorded" instead of 0, 0, 0.
+        """
         self.summary = dict(summary)
+        silent = set(not_recorded)
         rows = [c for c in columns if f"{c}_min" in summary or f"{c}_median" in summary]
+        self.table.clearSpans()
         self.table.setRowCount(len(rows))
         for r, column in enumerate(rows):
-            cells = [column] + [format_number(summary.get(f"{column}_{k}", "")) for k in ("min", "median", "max")]
+            if column in silent:
+                cells = [column, "not recorded (all 0)"]
+                self.table.setSpan(r, 1, 1, 3)
+            else:
+                cells = [column] + [format_number(summary.get(f"{column}_{k}", "")) for k in ("min", "median", "max")]
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                item.setTextAlignment((Qt.AlignLeft if c == 0 else Qt.AlignRight) | Qt.AlignVCenter)
+                centred = column in silent and c == 1
+                item.setTextAlignment((Qt.AlignLeft if c == 0 else Qt.AlignHCenter if centred else Qt.AlignRight)
+                                      | Qt.AlignVCenter)
                 if c == 0:
                     item.setToolTip(column)
                 self.table.setItem(r, c, item)
@@ -249,9 +260,9 @@ class PlotSettingsBox(QGroupBox):
     def __init__(self, parent=None):
         super().__init__("Plot settings", parent)
         defaults = OverviewSettings()
-        self.mc_min = _spin(-1000.0, 10000.0, defaults.mc_range[0], 2, 1.0, "Start of the mass spectrum (Da)")
-        self.mc_max = _spin(-1000.0, 10000.0, defaults.mc_range[1], 2, 10.0, "End of the mass spectrum (Da)")
-        self.mc_bin = _spin(0.0001, 100.0, defaults.mc_bin, 4, 0.01, "Bin width of the mass spectrum (Da)")
+        self.mc_min = _spin(-1000.0, 10000.0, defaults.mass_range[0], 2, 1.0, "Start of the mass spectrum (Da)")
+        self.mc_max = _spin(-1000.0, 10000.0, defaults.mass_range[1], 2, 10.0, "End of the mass spectrum (Da)")
+        self.mc_bin = _spin(0.0001, 100.0, defaults.mass_bin, 4, 0.01, "Bin width of the mass spectrum (Da)")
         self.tof_min = _spin(-1e6, 1e7, defaults.tof_range[0], 1, 10.0, "Start of the TOF spectrum (ns)")
         self.tof_max = _spin(-1e6, 1e7, defaults.tof_range[1], 1, 100.0, "End of the TOF spectrum (ns)")
         self.tof_bin = _spin(0.001, 10000.0, defaults.tof_bin, 3, 0.1, "Bin width of the TOF spectrum (ns)")
@@ -348,10 +359,16 @@ class PlotSettingsBox(QGroupBox):
         return ""
 
     def settings(self) -> OverviewSettings:
-        return OverviewSettings(mc_range=(self.mc_min.value(), self.mc_max.value()), mc_bin=self.mc_bin.value(),
-                                tof_range=(self.tof_min.value(), self.tof_max.value()), tof_bin=self.tof_bin.value(),
-                                detector_bins=self.detector_bins.value(),
-                                chunk_size=int(self.chunk_size.currentData()))
+        """The current settings; while the fields are not valid, the last valid ones."""
+        try:
+            self._last_valid = OverviewSettings(
+                mass_range=(self.mc_min.value(), self.mc_max.value()), mass_bin=self.mc_bin.value(),
+                tof_range=(self.tof_min.value(), self.tof_max.value()), tof_bin=self.tof_bin.value(),
+                detector_bins=self.detector_bins.value(), chunk_size=int(self.chunk_size.currentData()))
+        except ValueError:
+            # The binning's own validation (the workflows' Binning); problem() tells the user.
+            self._last_valid = getattr(self, "_last_valid", None) or OverviewSettings()
+        return self._last_valid
 
     def set_chunk_size(self, rows: int) -> None:
         index = self.chunk_size.findData(int(rows))

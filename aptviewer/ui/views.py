@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
@@ -19,44 +18,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.diagnostics import peak_shifts
+from ..core.diagnostics import suggest_tof_windows  # noqa: F401  (the window's name for it)
 from .jobs import CorrectionResult
 from .plots import GRID_ALPHA, HitMapPlot, _BasePlot, _style_plot, set_index_axis
 
 _PEAK_COLORS = ["#1f4e9a", "#c0392b", "#27ae60", "#8e44ad", "#d35400", "#16a085"]
-
-
-def suggest_tof_windows(counts: np.ndarray, edges: np.ndarray, max_peaks: int = 3) -> list[dict]:
-    """Windows around the highest peaks of an already computed TOF histogram.
-
-    No data is read: this looks at the histogram the overview drew, so it works in Low
-    memory mode where the drift diagnostic needs explicit windows.
-    """
-    counts = np.asarray(counts, dtype=np.float64)
-    edges = np.asarray(edges, dtype=np.float64)
-    if counts.size < 3 or counts.max() <= 0:
-        return []
-    centers = (edges[:-1] + edges[1:]) / 2
-    width = edges[1] - edges[0]
-    occupied = np.flatnonzero(counts)
-    span = centers[occupied[-1]] - centers[occupied[0]] if occupied.size else 0.0
-    # A peak must stand apart from the ones already taken (not a bump on their shoulder).
-    separation = max(3 * width, 0.03 * span)
-    padded = np.concatenate([[-1.0], counts, [-1.0]])
-    peaks = np.flatnonzero((padded[1:-1] >= padded[:-2]) & (padded[1:-1] > padded[2:]) &
-                           (counts >= max(5.0, 0.02 * counts.max())))
-    peaks = peaks[np.argsort(-counts[peaks], kind="stable")]
-    windows: list[dict] = []
-    for index in peaks:
-        centre = centers[index]
-        half = max(4 * width, 0.01 * abs(centre))
-        low, high = centre - half, centre + half
-        if any(abs(centre - w["centre"]) < separation or (low < w["max"] and w["min"] < high) for w in windows):
-            continue
-        windows.append({"centre": float(centre), "min": float(low), "max": float(high)})
-        if len(windows) == max_peaks:
-            break
-    windows.sort(key=lambda w: w["min"])
-    return [{"label": f"{w['centre']:.1f} ns", "min": w["min"], "max": w["max"]} for w in windows]
 
 
 class DriftPlot(_BasePlot):
@@ -80,10 +47,9 @@ class DriftPlot(_BasePlot):
         set_index_axis(self.plot_item, n_rows, "ion index of the segment centre")
         self.plot_item.clear()
         self.legend.clear()
-        for i, (label, group) in enumerate(frame.groupby("peak_label", sort=False)):
+        for i, (label, (centres, shifts, median)) in enumerate(peak_shifts(frame).items()):
             color = _PEAK_COLORS[i % len(_PEAK_COLORS)]
-            median = float(np.median(group["peak_position"]))
-            self.plot_item.plot(group["segment_center"].to_numpy(), group["peak_position"].to_numpy() - median,
+            self.plot_item.plot(centres, shifts,
                                 pen=pg.mkPen(color, width=1.5), symbol="o", symbolSize=6,
                                 symbolBrush=pg.mkBrush(color), symbolPen=None,
                                 name=f"{label} (median {median:.2f} ns)")
@@ -201,8 +167,9 @@ class CorrectionView(QWidget):
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.before = HitMapPlot("Before: detector hits", "det_x", "det_y", "mm", color_map="viridis")
-        self.after = HitMapPlot("After: corrected hits", "x_det", "y_det", "cm", color_map="viridis")
+        self.before = HitMapPlot("Before: detector hits", "detector x", "detector y", "mm", color_map="viridis")
+        self.after = HitMapPlot("After: corrected hits", "corrected x", "corrected y", "grid units",
+                                color_map="viridis")
         self.open_button = QPushButton("Open corrected file")
         self.open_button.setEnabled(False)
         self.result: CorrectionResult | None = None
@@ -227,8 +194,11 @@ class CorrectionView(QWidget):
                  f"{result.elapsed_s:.1f} s → <b>{result.output_h5}</b>"]
         if result.output_epos is not None:
             lines.append(f"Corrected EPOS: {result.output_epos}")
-        lines.append("<span style='color:#666'>After: x_det, y_det as stored in the output, i.e. the mesh's grid "
-                     "units divided by 10 (pyccapt's convention).</span>")
+        outside = result.before.outside + result.after.outside
+        if outside:
+            lines.append(f"{outside:,} hits fall outside the maps' ranges (or have no finite coordinates).")
+        lines.append("<span style='color:#666'>After: the corrected coordinates in the mesh's grid units; the "
+                     "HDF5 stores them divided by 10 as x_det, y_det (cm), pyccapt's convention.</span>")
         self.summary.setText("<br>".join(lines))
         self.open_button.setEnabled(True)
 

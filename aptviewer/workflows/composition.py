@@ -15,7 +15,6 @@ file (``<stem>.rrng``, ``.rng`` or ``.env``). Never imports Qt.
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -302,82 +301,18 @@ def write_composition_csv(result: CompositionResult | dict, path, *, inputs=()) 
     return path
 
 
-def add_section_to_summary(json_path, name: str, section: dict) -> Path:
-    """Add ``{name: section}`` to the summary JSON at ``json_path`` (rewritten atomically)."""
-    json_path = Path(json_path)
-    report = json.loads(json_path.read_text(encoding="utf-8"))
-    report[name] = section
-    with atomic_output(json_path) as temp:
-        with open(temp, "w", encoding="utf-8") as handle:
-            json.dump(report, handle, indent=2, allow_nan=False)
-            handle.write("\n")
-    return json_path
+def describe(result: CompositionResult | dict) -> str:
+    """One line for the console: the atomic (or ionic) composition in at.% with sigma.
 
-
-def describe(result: CompositionResult) -> str:
-    """One line for the console: the atomic (or ionic) composition in at.% with sigma."""
-    atomic = result.composition.atomic
-    use_corrected = result.background is not None
-    frame = atomic if len(atomic) else result.composition.ionic.rename(columns={"ion": "element"})
+    ``result`` is a :class:`CompositionResult` or its JSON section (an extra's result).
+    """
+    section = result.section() if isinstance(result, CompositionResult) else result
+    use_corrected = bool(section.get("background"))
+    rows, name, kind = section.get("elements") or [], "element", "at.%"
+    if not rows:
+        rows, name, kind = section.get("ions") or [], "ion", "ion %"
     column, sigma = ("fraction_corrected", "sigma_corrected") if use_corrected else ("fraction", "sigma")
-    parts = [f"{row['element']} {100 * row[column]:.2f}±{100 * row[sigma]:.2f}"
-             for _, row in frame.iterrows() if np.isfinite(row[column])]
-    kind = "at.%" if len(atomic) else "ion %"
+    parts = [f"{row[name]} {100 * row[column]:.2f}±{100 * row[sigma]:.2f}" for row in rows
+             if row.get(column) is not None and np.isfinite(row[column])]
     extra = " (background subtracted)" if use_corrected else ""
     return f"composition{extra}, {kind}: " + (", ".join(parts) if parts else "no ranged ions")
-
-
-# ---------------------------------------------------------------------------------------
-# One file of a batch
-# ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FileComposition:
-    """What :func:`compose_file` did: the result (None without ranges), warnings, a summary."""
-
-    result: CompositionResult | None
-    summary: str
-    note: str
-    warnings: tuple[str, ...] = ()
-
-
-def compose_file(data_path, ranges, *, csv_path=None, json_path=None, background: bool = False,
-                 chunk_size: int = DEFAULT_CHUNK_SIZE, cancel=None, progress_callback=None) -> FileComposition:
-    """The composition of one data file, written to its CSV and summary JSON.
-
-    Parameters
-    ----------
-    data_path : path-like
-        The data file (opened read-only).
-    ranges : LoadedRanges or "auto"
-        The ranges, or ``"auto"`` for the range file beside ``data_path``; when there is
-        none, nothing is computed and the outcome says so.
-    csv_path, json_path : path-like, optional
-        Where to write ``<stem>_composition.csv``; the summary JSON (already written) that
-        gets the ``composition`` section. Either may be None (not written).
-    background, chunk_size, cancel, progress_callback
-        See :class:`CompositionParameters` and :func:`run_composition`.
-
-    Raises
-    ------
-    RangeError
-        If the sibling range file of ``"auto"`` cannot be read.
-    """
-    from ..core.readers import open_any
-
-    data_path = Path(data_path)
-    if isinstance(ranges, str):
-        try:
-            ranges = load_ranges(ranges, data_path)
-        except NoRangeFileError as exc:
-            return FileComposition(None, f"no composition: {exc.problem}", f"; no composition ({exc.problem})")
-    parameters = CompositionParameters(ranges.ranges, ranges.path, background=background, chunk_size=chunk_size)
-    with open_any(data_path) as table:
-        result = run_composition(table, parameters, cancel=cancel, progress_callback=progress_callback)
-    if csv_path is not None:
-        write_composition_csv(result, csv_path, inputs=[data_path])
-    if json_path is not None:
-        add_section_to_summary(json_path, "composition", result.section())
-    note = f"; composition from {ranges.path.name}" + (" (background subtracted)" if background else "")
-    return FileComposition(result, describe(result), note, ranges.warnings)

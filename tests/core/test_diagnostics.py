@@ -201,13 +201,13 @@ def test_refinement_rereads_only_unresolved_columns():
     hard = rng.normal(size=5000)        # a one-value sample cannot bracket this median
     easy = np.full(5000, 3.0)           # resolved by the counts around the bracket
     requested = []
-    original = diagnostics.iter_table_chunks
+    original = diagnostics.iter_chunks
 
-    def spy(source, columns, chunk_size):
+    def spy(source, columns, chunk_size, **kwargs):
         requested.append(list(columns))
-        return original(source, columns, chunk_size)
+        return original(source, columns, chunk_size, **kwargs)
 
-    with search_knobs(1, 1), mock.patch.object(diagnostics, "iter_table_chunks", spy):
+    with search_knobs(1, 1), mock.patch.object(diagnostics, "iter_chunks", spy):
         summary = summarize_processed_dataset({"mc (Da)": hard, "multi": easy}, chunk_size=100)
     assert requested[0] == ["mc (Da)", "multi"]
     assert len(requested) > 1 and all(columns == ["mc (Da)"] for columns in requested[1:])
@@ -324,9 +324,11 @@ def test_eager_drift_finds_peaks_automatically():
     tof = np.concatenate([rng.normal(300, 0.5, 30_000), rng.normal(420, 0.6, 10_000), rng.uniform(100, 800, 5_000)])
     rng.shuffle(tof)
     drift = compute_tof_segment_drift(pd.DataFrame({"t (ns)": tof}), num_segments=5)
-    assert set(drift["peak_label"]) >= {"Peak 1", "Peak 2"}
-    by_label = drift.groupby("peak_label")["peak_position"].median()
-    assert abs(by_label["Peak 1"] - 300) < 1.5 and abs(by_label["Peak 2"] - 420) < 1.5
+    # The same peak picker as the window's "Suggest": windows are labelled by their centre.
+    by_label = drift.groupby("peak_label")["peak_position"].median().sort_values()
+    assert len(by_label) >= 2 and all(label.endswith(" ns") for label in by_label.index)
+    assert abs(by_label.iloc[0] - 300) < 1.5 and abs(by_label.iloc[1] - 420) < 1.5
+    assert abs(float(by_label.index[0].removesuffix(" ns")) - 300) < 1.5
     assert (drift.groupby("peak_label").size() == 5).all()
 
 
@@ -335,3 +337,17 @@ def test_drift_with_more_segments_than_rows():
     assert drift.empty and list(drift.columns) == list(diagnostics.DRIFT_COLUMNS)
     drift = compute_tof_segment_drift({"t (ns)": np.full(6, 3.0)}, [(None, 2, 4)], num_segments=1)
     assert list(drift["peak_label"]) == ["Window 1"] and drift["peak_count"].tolist() == [6]
+
+
+def test_peak_shifts_are_positions_minus_each_peaks_median():
+    from aptviewer.core.diagnostics import peak_shifts
+
+    drift = pd.DataFrame({"segment": [0, 0, 1, 1, 2, 2], "segment_center": [5.0, 5.0, 15.0, 15.0, 25.0, 25.0],
+                          "peak_label": ["b", "a", "b", "a", "b", "a"],
+                          "peak_position": [300.0, 100.0, 301.0, 100.5, 303.0, 99.0], "peak_count": [9] * 6})
+    shifts = peak_shifts(drift)
+    assert list(shifts) == ["b", "a"]
+    centres, values, median = shifts["b"]
+    np.testing.assert_array_equal(centres, [5.0, 15.0, 25.0])
+    assert median == 301.0 and list(values) == [-1.0, 0.0, 2.0]
+    assert shifts["a"][2] == 100.0

@@ -20,7 +20,6 @@ from aptviewer.core import (
     OperationCancelled,
     ReflectronMesh,
     correct_detector_coordinates,
-    correct_epos_file,
     correct_epos_streaming,
     list_builtin_presets,
     load_builtin_preset,
@@ -344,22 +343,59 @@ def test_output_streams_back_in_chunks(tmp_path, epos, mesh):
         np.testing.assert_array_equal(table["x_det (cm)"][100:200], whole["x_det (cm)"].to_numpy()[100:200])
 
 
-def test_streamed_output_equals_the_eager_path(tmp_path, epos, mesh):
-    streamed, eager_h5, eager_epos = tmp_path / "s.h5", tmp_path / "e.h5", tmp_path / "e.epos"
-    correct_epos_streaming(epos, mesh, streamed, chunk_size=4_096)
-    result = correct_epos_file(epos, mesh, output_h5_path=eager_h5, output_epos_path=eager_epos)
-    assert result["rows"] == 30_000 and result["h5"] == str(eager_h5) and result["epos"] == str(eager_epos)
-    frame = pd.read_hdf(streamed, "df")
-    pd.testing.assert_frame_equal(frame, pd.read_hdf(eager_h5, "df"))
-    pd.testing.assert_frame_equal(frame, result["frame"], check_index_type=False)
-    assert reflectron.read_output_attributes(streamed) == reflectron.read_output_attributes(eager_h5)
+def test_corrected_epos_comes_from_the_same_pass(tmp_path, epos, mesh):
+    alone, both_h5, both_epos = tmp_path / "s.h5", tmp_path / "b.h5", tmp_path / "b.epos"
+    correct_epos_streaming(epos, mesh, alone, chunk_size=4_096)
+    result = correct_epos_streaming(epos, mesh, both_h5, chunk_size=3_000, epos_output_path=both_epos)
+    assert result == {"h5": str(both_h5), "rows": 30_000, "epos": str(both_epos)}
+    pd.testing.assert_frame_equal(pd.read_hdf(alone, "df"), pd.read_hdf(both_h5, "df"))
+    assert reflectron.read_output_attributes(alone) == reflectron.read_output_attributes(both_h5)
     # The corrected EPOS: the input records with the corrected detector coordinates.
-    before, after = read_epos(epos), read_epos(eager_epos)
+    before, after = read_epos(epos), read_epos(both_epos)
     x, y = correct_detector_coordinates(before["det_x (mm)"], before["det_y (mm)"], mesh)
     np.testing.assert_array_equal(after["det_x (mm)"].to_numpy(), x.astype(np.float32))
     np.testing.assert_array_equal(after["det_y (mm)"].to_numpy(), y.astype(np.float32))
     pd.testing.assert_frame_equal(after.drop(columns=["det_x (mm)", "det_y (mm)"]),
                                   before.drop(columns=["det_x (mm)", "det_y (mm)"]))
+
+
+def test_a_cancel_leaves_neither_output(tmp_path, epos, mesh):
+    calls = []
+
+    def progress(done, total):
+        calls.append(done)
+
+    with pytest.raises(OperationCancelled):
+        correct_epos_streaming(epos, mesh, tmp_path / "o.h5", chunk_size=5_000, epos_output_path=tmp_path / "o2.epos",
+                               progress_callback=progress, cancel=lambda: len(calls) >= 2)
+    assert calls == [5_000, 10_000] and leftovers(tmp_path) == []
+
+
+def test_a_table_with_detector_columns_in_cm_is_corrected_in_mm(tmp_path, epos, mesh):
+    # pyccapt tables hold the detector coordinates in cm; the mesh works in mm.
+    records = read_epos(epos).iloc[:2_000]
+    frame = pd.DataFrame({"mc (Da)": records["m/n (Da)"], "t (ns)": records["TOF (ns)"],
+                          "x_det (cm)": records["det_x (mm)"].astype(np.float64) / 10,
+                          "y_det (cm)": records["det_y (mm)"].astype(np.float64) / 10})
+    h5 = tmp_path / "table.h5"
+    frame.to_hdf(h5, key="df", format="table")
+    with open_processed_hdf5(h5) as table:
+        reflectron.correct_table_streaming(table, mesh, tmp_path / "c.h5", chunk_size=700)
+    out = pd.read_hdf(tmp_path / "c.h5", "df")
+    x, y = brute_force(frame["x_det (cm)"] * 10, frame["y_det (cm)"] * 10, mesh)[:2]
+    np.testing.assert_allclose(out["x_det (cm)"] * 10, x, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(out["y_det (cm)"] * 10, y, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(out["t (ns)"], frame["t (ns)"])
+    assert (out["high_voltage (V)"] == 0).all() and (out["multi"] == 0).all()
+
+
+def test_a_table_without_detector_columns_is_refused_naming_its_columns(tmp_path, mesh):
+    h5 = tmp_path / "iso.h5"
+    pd.DataFrame({"mc (Da)": [1.0, 2.0], "x (nm)": [0.0, 1.0]}).to_hdf(h5, key="df", format="table")
+    with open_processed_hdf5(h5) as table:
+        with pytest.raises(DataFormatError, match=r"iso.h5: the reflectron correction needs a detector x.*x \(nm\)"):
+            reflectron.correct_table_streaming(table, mesh, tmp_path / "c.h5")
+    assert not (tmp_path / "c.h5").exists()
 
 
 @pytest.fixture(scope="module")
@@ -497,7 +533,7 @@ def test_a_full_disk_is_reported_before_writing(tmp_path, epos, mesh, monkeypatc
     with pytest.raises(InsufficientDiskSpaceError, match="not enough free disk space"):
         correct_epos_streaming(epos, mesh, tmp_path / "o.h5")
     with pytest.raises(InsufficientDiskSpaceError):
-        correct_epos_file(epos, mesh, output_h5_path=tmp_path / "e.h5")
+        correct_epos_streaming(epos, mesh, tmp_path / "e.h5", epos_output_path=tmp_path / "e.epos")
     assert leftovers(tmp_path) == []
 
 
@@ -507,7 +543,7 @@ def test_bad_inputs_are_refused_clearly(tmp_path, epos, mesh):
     with pytest.raises(DataFormatError, match="empty.epos: the file has no records"):
         correct_epos_streaming(empty, mesh, tmp_path / "o.h5")
     with pytest.raises(DataFormatError, match="empty.epos: the file has no records"):
-        correct_epos_file(empty, mesh)
+        correct_epos_streaming(empty, mesh, tmp_path / "o.h5", epos_output_path=tmp_path / "o.epos")
     hdf = tmp_path / "table.h5"
     pd.DataFrame({"a": [1.0]}).to_hdf(hdf, key="df")
     with pytest.raises(DataFormatError, match="HDF5 file, not a EPOS"):
@@ -516,7 +552,7 @@ def test_bad_inputs_are_refused_clearly(tmp_path, epos, mesh):
     with pytest.raises(ValueError, match="refusing to overwrite the input"):
         correct_epos_streaming(epos, mesh, epos)
     with pytest.raises(ValueError, match="refusing to overwrite the input"):
-        correct_epos_file(epos, mesh, output_epos_path=tmp_path / ".." / tmp_path.name / "run.epos")
+        correct_epos_streaming(epos, mesh, tmp_path / "o.h5", epos_output_path=tmp_path / ".." / tmp_path.name / "run.epos")
     assert file_digest(epos) == digest
     assert sorted(os.listdir(tmp_path)) == ["empty.epos", "run.epos", "table.h5"]
 
@@ -524,7 +560,7 @@ def test_bad_inputs_are_refused_clearly(tmp_path, epos, mesh):
 def test_the_input_is_never_modified(tmp_path, epos, mesh):
     digest = file_digest(epos)
     correct_epos_streaming(epos, mesh, tmp_path / "o.h5")
-    correct_epos_file(epos, mesh, output_epos_path=tmp_path / "o.epos")
+    correct_epos_streaming(epos, mesh, tmp_path / "o2.h5", epos_output_path=tmp_path / "o.epos")
     assert file_digest(epos) == digest
 
 
@@ -534,3 +570,18 @@ def test_processed_frame_of_one_chunk_matches_the_file(tmp_path, epos, mesh):
     records = read_epos(epos)
     part = reflectron.processed_frame(records.iloc[1000:1500], mesh, start=1000)
     pd.testing.assert_frame_equal(part, pd.read_hdf(out, "df").iloc[1000:1500], check_index_type=False)
+
+
+@pytest.mark.parametrize("helper", [True, False])
+def test_the_corrected_epos_does_not_depend_on_the_threads_or_the_chunk_size(small_epos, tmp_path, monkeypatch,
+                                                                               helper):
+    monkeypatch.setattr(reflectron, "_USE_HELPER_THREAD", helper)
+    monkeypatch.setattr(reflectron, "_APPEND_ROWS", 700)  # many chunks, buffers reused many times
+    correct_epos_streaming(small_epos, KEY, tmp_path / "a.h5", chunk_size=700, epos_output_path=tmp_path / "a.epos")
+    correct_epos_streaming(small_epos, KEY, None, chunk_size=4_999, epos_output_path=tmp_path / "b.epos")
+    assert (tmp_path / "a.epos").read_bytes() == (tmp_path / "b.epos").read_bytes()
+    records, corrected = read_epos(small_epos), read_epos(tmp_path / "a.epos")
+    x, y = correct_detector_coordinates(records["det_x (mm)"], records["det_y (mm)"], KEY)
+    np.testing.assert_array_equal(corrected["det_y (mm)"].to_numpy(), y.astype(np.float32))
+    pd.testing.assert_frame_equal(corrected.drop(columns=["det_x (mm)", "det_y (mm)"]),
+                                  records.drop(columns=["det_x (mm)", "det_y (mm)"]))

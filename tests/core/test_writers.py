@@ -40,15 +40,15 @@ def test_atomic_output_renames_only_on_success(tmp_path):
 
 def test_interrupted_epos_write_leaves_no_file(tmp_path, monkeypatch):
     frame = pd.DataFrame(np.zeros((10_000, 11), dtype=np.float32), columns=EPOS_COLUMNS)
-    original = writers._iter_source_chunks
+    original = writers.iter_chunks
 
-    def interrupted_on_third_chunk(source, columns, chunk_size):
-        for number, chunk in enumerate(original(source, columns, chunk_size)):
+    def interrupted_on_third_chunk(source, columns, chunk_size, **kwargs):
+        for number, item in enumerate(original(source, columns, chunk_size, **kwargs)):
             if number == 2:
                 raise KeyboardInterrupt  # as Ctrl-C in the middle of the write
-            yield chunk
+            yield item
 
-    monkeypatch.setattr(writers, "_iter_source_chunks", interrupted_on_third_chunk)
+    monkeypatch.setattr(writers, "iter_chunks", interrupted_on_third_chunk)
     target = tmp_path / "partial.epos"
     with pytest.raises(KeyboardInterrupt):
         write_epos(frame, target, chunk_size=1000)

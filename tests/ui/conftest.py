@@ -78,7 +78,7 @@ def _dangling_qthreads(monkeypatch, qtbot):
 
 
 @pytest.fixture
-def demo_epos(tmp_path):
+def window_epos(tmp_path):
     """A small synthetic EPOS file (50,000 rows)."""
     from aptviewer.core.demo import write_demo_epos
 

@@ -21,10 +21,10 @@ def test_importing_the_ui_package_does_not_import_qt():
     assert result.returncode == 0, result.stderr
 
 
-def test_batch_mode_never_imports_qt(demo_epos):
+def test_batch_mode_never_imports_qt(window_epos):
     result = _run_python(
         "import sys\nfrom aptviewer.__main__ import main\n"
-        f"rc = main(['--batch', '--no-plots', '--quiet', {str(demo_epos)!r}])\n"
+        f"rc = main(['--batch', '--no-plots', '--quiet', {str(window_epos)!r}])\n"
         "qt = [m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph', 'aptviewer.ui'))]\n"
         "assert not qt, qt\nsys.exit(rc)\n")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -37,24 +37,24 @@ def gui_calls(monkeypatch):
     return calls
 
 
-def test_aptviewer_file_opens_the_window_with_it(gui_calls, demo_epos):
-    assert cli.main([str(demo_epos)]) == 0
-    assert gui_calls == [[str(demo_epos)]]
+def test_aptviewer_file_opens_the_window_with_it(gui_calls, window_epos):
+    assert cli.main([str(window_epos)]) == 0
+    assert gui_calls == [[str(window_epos)]]
 
 
-def test_the_gui_script_passes_its_arguments(gui_calls, demo_epos, monkeypatch):
-    monkeypatch.setattr(sys, "argv", ["aptviewer-gui", str(demo_epos)])
+def test_the_gui_script_passes_its_arguments(gui_calls, window_epos, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["aptviewer-gui", str(window_epos)])
     assert cli.gui_main() == 0
-    assert gui_calls == [[str(demo_epos)]]
+    assert gui_calls == [[str(window_epos)]]
 
 
-def test_demo_opens_the_generated_dataset(gui_calls, demo_epos, monkeypatch):
-    monkeypatch.setattr(cli, "ensure_demo_dataset", lambda: demo_epos)
+def test_demo_opens_the_generated_dataset(gui_calls, window_epos, monkeypatch):
+    monkeypatch.setattr(cli, "ensure_demo_dataset", lambda: window_epos)
     assert cli.main(["--demo"]) == 0
-    assert gui_calls == [[str(demo_epos)]]
+    assert gui_calls == [[str(window_epos)]]
 
 
-def test_ui_main_builds_the_window_and_runs_the_loop(qtbot, demo_epos, monkeypatch):
+def test_ui_main_builds_the_window_and_runs_the_loop(qtbot, window_epos, monkeypatch):
     from aptviewer import ui
     from aptviewer.ui.main_window import MainWindow
 
@@ -69,6 +69,6 @@ def test_ui_main_builds_the_window_and_runs_the_loop(qtbot, demo_epos, monkeypat
         return 0
 
     monkeypatch.setattr(QApplication, "exec", fake_exec)
-    assert ui.main([demo_epos]) == 0
-    assert len(shown) == 1 and shown[0].path == demo_epos
+    assert ui.main([window_epos]) == 0
+    assert len(shown) == 1 and shown[0].path == window_epos
     assert QApplication.instance().applicationName() == "aptviewer"

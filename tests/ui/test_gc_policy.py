@@ -31,10 +31,11 @@ def test_the_collector_turns_automatic_gc_off_and_collects_on_its_timer(qtbot, q
     worker.start()
     worker.join()
     assert collected_in == []  # the worker's allocations did not collect it
+    thresholds = gc.get_threshold()
     gc.set_threshold(1, 1, 1)
     try:
         for _ in range(1000):  # make the generation counts pass the thresholds
             [object() for _ in range(3)]
         qtbot.waitUntil(lambda: collected_in == ["MainThread"], timeout=5000)
     finally:
-        gc.set_threshold(700, 10, 10)
+        gc.set_threshold(*thresholds)

@@ -31,8 +31,10 @@ def open_and_wait(qtbot, window, path, outcome="finished"):
 
 def assert_plots_equal_core(window, table, mc_bin=0.1, mc_range=(0.0, 100.0), tof_bin=1.0,
                             tof_range=(0.0, 5000.0), detector_bins=256, mc="m/n (Da)", tof="TOF (ns)",
-                            det=("det_x (mm)", "det_y (mm)"), det_range=(-40.0, 40.0)):
+                            det=("det_x (mm)", "det_y (mm)"), det_range=None):
     mass, tof_plot, hitmap = window.plots["mass"], window.plots["tof"], window.plots["hitmap"]
+    if det_range is None:  # the hit map follows the detector: the hits' extent
+        det_range = core_overview.detector_extent(table, det)
     counts, edges = chunked_histogram(table[mc], int(round((mc_range[1] - mc_range[0]) / mc_bin)), mc_range)
     np.testing.assert_array_equal(mass.counts, counts)
     np.testing.assert_array_equal(mass.edges, edges)
@@ -69,14 +71,14 @@ def held_stream(monkeypatch, gate):
 # ---------------------------------------------------------------------------------------
 
 
-def test_build_main_window_opens_the_command_line_paths(qtbot, demo_epos):
+def test_build_main_window_opens_the_command_line_paths(qtbot, window_epos):
     from aptviewer.ui import build_main_window
 
-    window = build_main_window([demo_epos])
+    window = build_main_window([window_epos])
     qtbot.addWidget(window)
     try:
         assert window.isVisible()
-        assert window.path == demo_epos and window.table is not None
+        assert window.path == window_epos and window.table is not None
         qtbot.waitUntil(lambda: window.current_overview is not None and window.current_overview.complete,
                         timeout=STREAM_TIMEOUT)
         facts = window.side_panel.facts
@@ -87,7 +89,7 @@ def test_build_main_window_opens_the_command_line_paths(qtbot, demo_epos):
         window.close()
 
 
-def test_the_gui_thread_reads_no_data(qtbot, window, demo_epos, monkeypatch):
+def test_the_gui_thread_reads_no_data(qtbot, window, window_epos, monkeypatch):
     # Opening maps the file and reads its header; every read of records happens in a worker.
     from aptviewer.core import lazy
 
@@ -101,21 +103,21 @@ def test_the_gui_thread_reads_no_data(qtbot, window, demo_epos, monkeypatch):
 
         monkeypatch.setattr(lazy.MappedRecords, name, spy)
     gui = threading.get_ident()
-    assert window.open_path(demo_epos)
+    assert window.open_path(window_epos)
     assert gui not in readers and window.side_panel.facts.text("rows") == "50,000"
     qtbot.waitUntil(lambda: not window.running_tasks(), timeout=STREAM_TIMEOUT)
     assert readers and gui not in readers
 
 
-def test_streamed_histograms_equal_the_core_exactly(qtbot, window, demo_epos):
+def test_streamed_histograms_equal_the_core_exactly(qtbot, window, window_epos):
     window.side_panel.plot_settings.set_chunk_size(4096)
     drawn = []
     window.overview_drawn.connect(lambda complete: drawn.append((threading.get_ident(), complete)))
-    open_and_wait(qtbot, window, demo_epos)
+    open_and_wait(qtbot, window, window_epos)
     # Every redraw happened in the GUI thread, and the last one was the complete overview.
     assert drawn and all(ident == threading.get_ident() for ident, _ in drawn)
     assert drawn[-1][1] is True
-    with open_epos(demo_epos) as table:
+    with open_epos(window_epos) as table:
         assert_plots_equal_core(window, table)
     # The curves hold exactly those counts (zero bins lifted to the floor in log view).
     mass = window.plots["mass"]
@@ -130,13 +132,13 @@ def test_streamed_histograms_equal_the_core_exactly(qtbot, window, demo_epos):
     history = window.plots["history"]
     index, mc, voltage = history.data
     assert index[0] == 0 and index[-1] == 49_999
-    with open_epos(demo_epos) as table:
+    with open_epos(window_epos) as table:
         np.testing.assert_array_equal(voltage, table["HV_DC (V)"][index])
 
 
-def test_low_memory_off_materialises_once_and_draws_the_same(qtbot, window, demo_epos):
+def test_low_memory_off_materialises_once_and_draws_the_same(qtbot, window, window_epos):
     window.side_panel.plot_settings.set_chunk_size(8192)
-    open_and_wait(qtbot, window, demo_epos)
+    open_and_wait(qtbot, window, window_epos)
     eager_counts = window.plots["mass"].counts
     assert window.low_memory is False  # 2 MB: below the threshold, so loaded into memory
     assert window.frame is not None and len(window.frame) == 50_000
@@ -156,11 +158,11 @@ def test_low_memory_off_materialises_once_and_draws_the_same(qtbot, window, demo
     np.testing.assert_array_equal(window.plots["mass"].counts, eager_counts)
 
 
-def test_summary_statistics_appear_in_the_side_panel(qtbot, window, demo_epos):
+def test_summary_statistics_appear_in_the_side_panel(qtbot, window, window_epos):
     from aptviewer.core.diagnostics import summarize_processed_dataset
 
-    open_and_wait(qtbot, window, demo_epos)
-    with open_epos(demo_epos) as table:
+    open_and_wait(qtbot, window, window_epos)
+    with open_epos(window_epos) as table:
         expected = summarize_processed_dataset(table)
     assert window.summary == expected
     box = window.side_panel.summary
@@ -168,8 +170,8 @@ def test_summary_statistics_appear_in_the_side_panel(qtbot, window, demo_epos):
     assert float(box.cell("ipp", "max")) == expected["ipp_max"]
 
 
-def test_the_cursor_readout_names_the_value_and_unit(qtbot, window, demo_epos):
-    open_and_wait(qtbot, window, demo_epos)
+def test_the_cursor_readout_names_the_value_and_unit(qtbot, window, window_epos):
+    open_and_wait(qtbot, window, window_epos)
     mass = window.plots["mass"]
     counts, edges = mass.counts, mass.edges
     peak = int(np.argmax(counts))
@@ -189,11 +191,11 @@ def test_the_cursor_readout_names_the_value_and_unit(qtbot, window, demo_epos):
 # ---------------------------------------------------------------------------------------
 
 
-def test_cancel_stops_the_worker_and_leaves_no_thread(qtbot, window, demo_epos, held_stream):
+def test_cancel_stops_the_worker_and_leaves_no_thread(qtbot, window, window_epos, held_stream):
     window.side_panel.plot_settings.set_chunk_size(4096)
     finished = []
     window.task_ended.connect(lambda k, o: finished.append((k, o)))
-    window.open_path(demo_epos)
+    window.open_path(window_epos)
     qtbot.waitUntil(held_stream.reached.is_set, timeout=10_000)
     assert window.cancel_button.isEnabled()
     with qtbot.waitSignal(window.task_ended, check_params_cb=ended("stream", "cancelled"), timeout=10_000):
@@ -207,10 +209,10 @@ def test_cancel_stops_the_worker_and_leaves_no_thread(qtbot, window, demo_epos, 
     assert window.current_overview is None or not window.current_overview.complete
 
 
-def test_bin_width_change_restarts_the_stream_with_the_new_bins(qtbot, window, demo_epos, held_stream):
+def test_bin_width_change_restarts_the_stream_with_the_new_bins(qtbot, window, window_epos, held_stream):
     panel = window.side_panel.plot_settings
     panel.set_chunk_size(4096)
-    window.open_path(demo_epos)
+    window.open_path(window_epos)
     qtbot.waitUntil(held_stream.reached.is_set, timeout=10_000)
     first_generation = window.tasks.current("stream")
     drawn_bins = []
@@ -223,12 +225,12 @@ def test_bin_width_change_restarts_the_stream_with_the_new_bins(qtbot, window, d
         held_stream.release()  # the old stream wakes up cancelled; its late signals are ignored
     qtbot.waitUntil(lambda: not window.running_tasks(), timeout=10_000)
     assert drawn_bins and set(drawn_bins) == {400}
-    with open_epos(demo_epos) as table:
+    with open_epos(window_epos) as table:
         assert_plots_equal_core(window, table, mc_bin=0.25)
 
 
-def test_an_invalid_range_does_not_restart(qtbot, window, demo_epos):
-    open_and_wait(qtbot, window, demo_epos)
+def test_an_invalid_range_does_not_restart(qtbot, window, window_epos):
+    open_and_wait(qtbot, window, window_epos)
     panel = window.side_panel.plot_settings
     generation = window.tasks.latest()
     panel.mc_min.setValue(150.0)
@@ -237,10 +239,10 @@ def test_an_invalid_range_does_not_restart(qtbot, window, demo_epos):
     assert window.tasks.latest() == generation
 
 
-def test_opening_another_file_cancels_the_stream_and_shows_the_new_file(qtbot, window, tmp_path, demo_epos,
+def test_opening_another_file_cancels_the_stream_and_shows_the_new_file(qtbot, window, tmp_path, window_epos,
                                                                          held_stream):
     other = write_demo_epos(tmp_path / "other.epos", 30_000, seed=9)
-    window.open_path(demo_epos)
+    window.open_path(window_epos)
     qtbot.waitUntil(held_stream.reached.is_set, timeout=10_000)
     first_table = window.table
     SlowAccumulator.gate = None
@@ -255,23 +257,23 @@ def test_opening_another_file_cancels_the_stream_and_shows_the_new_file(qtbot, w
     qtbot.waitUntil(lambda: first_table.closed, timeout=10_000)
 
 
-def test_closing_the_file_and_the_window_release_the_handle(qtbot, window, demo_epos, tmp_path):
-    open_and_wait(qtbot, window, demo_epos)
+def test_closing_the_file_and_the_window_release_the_handle(qtbot, window, window_epos, tmp_path):
+    open_and_wait(qtbot, window, window_epos)
     table = window.table
     window.close_file()
     qtbot.waitUntil(lambda: table.closed, timeout=10_000)
     assert window.table is None and window.plots["mass"].counts is None
-    renamed = demo_epos.rename(tmp_path / "renamed.epos")  # what Windows refuses while a handle is open
+    renamed = window_epos.rename(tmp_path / "renamed.epos")  # what Windows refuses while a handle is open
     window.open_path(renamed)
     table = window.table
     window.close()
     assert table.closed and not window.running_tasks()
 
 
-def test_closing_the_window_mid_stream_stops_the_worker(qtbot, demo_epos, held_stream):
+def test_closing_the_window_mid_stream_stops_the_worker(qtbot, window_epos, held_stream):
     from aptviewer.ui import build_main_window
 
-    window = build_main_window([demo_epos])
+    window = build_main_window([window_epos])
     qtbot.addWidget(window)
     qtbot.waitUntil(held_stream.reached.is_set, timeout=10_000)
     table = window.table
@@ -291,19 +293,19 @@ def _mime(*urls):
     return mime
 
 
-def test_a_simulated_drop_opens_the_file(qtbot, window, demo_epos, tmp_path):
+def test_a_simulated_drop_opens_the_file(qtbot, window, window_epos, tmp_path):
     second = write_demo_epos(tmp_path / "second.epos", 10_000, seed=2)
-    mime = _mime(demo_epos, second)
+    mime = _mime(window_epos, second)
     enter = QDragEnterEvent(QPoint(50, 50), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
     QApplication.sendEvent(window, enter)
     assert enter.isAccepted()
     drop = QDropEvent(QPointF(50, 50), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
     with qtbot.waitSignal(window.task_ended, check_params_cb=ended("stream", "finished"), timeout=STREAM_TIMEOUT):
         QApplication.sendEvent(window, drop)
-    assert window.path == demo_epos
+    assert window.path == window_epos
     # The second dropped file is listed, one click away.
     files = window.side_panel.files
-    assert files.paths() == [str(demo_epos.resolve()), str(second.resolve())]
+    assert files.paths() == [str(window_epos.resolve()), str(second.resolve())]
     assert files.isVisibleTo(window)
     with qtbot.waitSignal(window.task_ended, check_params_cb=ended("stream", "finished"), timeout=STREAM_TIMEOUT):
         files.file_chosen.emit(str(second.resolve()))
@@ -318,21 +320,21 @@ def test_drops_of_remote_urls_are_refused(window):
     assert window.path is None
 
 
-def test_recent_files_survive_a_restart_in_isolated_settings(qtbot, demo_epos, _isolated_settings):
+def test_recent_files_survive_a_restart_in_isolated_settings(qtbot, window_epos, _isolated_settings):
     from aptviewer.ui import build_main_window
 
-    first = build_main_window([demo_epos])
+    first = build_main_window([window_epos])
     qtbot.addWidget(first)
     first.close()
     assert str(_isolated_settings) in prefs.app_settings().fileName()
     second = build_main_window()
     qtbot.addWidget(second)
     second._fill_recent_menu()
-    entries = [a for a in second.recent_menu.actions() if a.toolTip() == str(demo_epos.resolve())]
+    entries = [a for a in second.recent_menu.actions() if a.toolTip() == str(window_epos.resolve())]
     assert len(entries) == 1
     with qtbot.waitSignal(second.task_ended, check_params_cb=ended("stream", "finished"), timeout=STREAM_TIMEOUT):
         entries[0].trigger()
-    assert second.path == demo_epos.resolve()
+    assert second.path == window_epos.resolve()
     second.close()
 
 
@@ -341,7 +343,7 @@ def test_recent_files_survive_a_restart_in_isolated_settings(qtbot, demo_epos, _
 # ---------------------------------------------------------------------------------------
 
 
-def test_a_corrupt_file_shows_the_error_and_the_app_keeps_working(qtbot, window, tmp_path, demo_epos):
+def test_a_corrupt_file_shows_the_error_and_the_app_keeps_working(qtbot, window, tmp_path, window_epos):
     bad = tmp_path / "broken.h5"
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 200)  # an HDF5 signature and nothing behind it
     errors = []
@@ -352,11 +354,11 @@ def test_a_corrupt_file_shows_the_error_and_the_app_keeps_working(qtbot, window,
     # Shown window-modal with open(): it does not block the event loop (nor this test).
     assert window.error_box.isVisible() and window.error_box.windowModality() == Qt.WindowModal
     window.error_box.close()
-    open_and_wait(qtbot, window, demo_epos)
+    open_and_wait(qtbot, window, window_epos)
     # A second bad file leaves the good one open and drawn.
     assert window.open_path(tmp_path / "missing.epos") is False
     assert "missing.epos" in window.last_error
-    assert window.path == demo_epos and window.table is not None and not window.table.closed
+    assert window.path == window_epos and window.table is not None and not window.table.closed
 
 
 def test_unsupported_file_names_the_problem(window, tmp_path):
@@ -366,15 +368,15 @@ def test_unsupported_file_names_the_problem(window, tmp_path):
     assert "notes.txt" in window.last_error and "cannot tell the format" in window.last_error
 
 
-def test_a_failure_while_streaming_is_reported_and_the_window_stays_usable(qtbot, window, demo_epos, monkeypatch):
+def test_a_failure_while_streaming_is_reported_and_the_window_stays_usable(qtbot, window, window_epos, monkeypatch):
     from aptviewer.core.errors import DataFormatError
 
     class Broken(core_overview.OverviewAccumulator):
         def update(self, chunk, start):
-            raise DataFormatError(demo_epos, "read error at row 4096")
+            raise DataFormatError(window_epos, "read error at row 4096")
 
     monkeypatch.setattr(core_overview, "OverviewAccumulator", Broken)
-    open_and_wait(qtbot, window, demo_epos, outcome="failed")
+    open_and_wait(qtbot, window, window_epos, outcome="failed")
     assert "read error at row 4096" in window.last_error
     assert window.stage_label.text() == "Failed"
     monkeypatch.setattr(core_overview, "OverviewAccumulator", Broken.__mro__[1])
@@ -398,9 +400,10 @@ def test_processed_hdf5_streams_by_role(qtbot, window, tmp_path, hdf_format):
     open_and_wait(qtbot, window, path)
     assert window.side_panel.facts.text("format") == "processed HDF5 (pandas)"
     with open_processed_hdf5(path) as table:
-        assert_plots_equal_core(window, table, mc="mc (Da)", tof="t (ns)", det=("x_det (cm)", "y_det (cm)"),
-                                det_range=(-4.0, 4.0))
+        assert_plots_equal_core(window, table, mc="mc (Da)", tof="t (ns)", det=("x_det (cm)", "y_det (cm)"))
     assert window.plots["hitmap"].plot_item.getAxis("bottom").labelText == "detector x (cm)"
+    low, high = window.plots["hitmap"].edges[0][[0, -1]]
+    assert -3.8 < low < -3.5 and 3.5 < high < 3.8  # the hit map follows the detector
 
 
 def test_pyccapt_raw_hdf5_opens_through_the_dld_group(qtbot, window, tmp_path):
@@ -433,10 +436,10 @@ def test_pyccapt_raw_hdf5_opens_through_the_dld_group(qtbot, window, tmp_path):
 # ---------------------------------------------------------------------------------------
 
 
-def test_drift_in_low_memory_mode_uses_the_windows(qtbot, window, demo_epos):
+def test_drift_in_low_memory_mode_uses_the_windows(qtbot, window, window_epos):
     from aptviewer.core.diagnostics import compute_tof_segment_drift
 
-    open_and_wait(qtbot, window, demo_epos)
+    open_and_wait(qtbot, window, window_epos)
     window.side_panel.plot_settings.low_memory.setChecked(True)  # the user's choice, after the file's default
     assert window.frame is None
     window.suggest_drift_windows()
@@ -444,7 +447,7 @@ def test_drift_in_low_memory_mode_uses_the_windows(qtbot, window, demo_epos):
     assert 1 <= len(windows) <= 3
     with qtbot.waitSignal(window.task_ended, check_params_cb=ended("drift", "finished"), timeout=STREAM_TIMEOUT):
         window.drift_view.compute_button.click()
-    with open_epos(demo_epos) as table:
+    with open_epos(window_epos) as table:
         expected = compute_tof_segment_drift(table, windows=windows, num_segments=20)
     pd.testing.assert_frame_equal(window.drift_view.plot.frame, expected)
     # Without windows a lazy table cannot find peaks: the reason is shown, nothing breaks.
@@ -454,8 +457,8 @@ def test_drift_in_low_memory_mode_uses_the_windows(qtbot, window, demo_epos):
     assert "windows" in window.drift_view.hint.text()
 
 
-def test_drift_finds_peaks_automatically_with_the_table_in_memory(qtbot, window, demo_epos):
-    open_and_wait(qtbot, window, demo_epos)
+def test_drift_finds_peaks_automatically_with_the_table_in_memory(qtbot, window, window_epos):
+    open_and_wait(qtbot, window, window_epos)
     assert window.low_memory is False  # the default for a file this small
     assert window.frame is not None
     with qtbot.waitSignal(window.task_ended, check_params_cb=ended("drift", "finished"), timeout=STREAM_TIMEOUT):
@@ -469,8 +472,8 @@ def test_drift_finds_peaks_automatically_with_the_table_in_memory(qtbot, window,
 # ---------------------------------------------------------------------------------------
 
 
-def test_export_writes_png_svg_and_csv_for_every_plot(qtbot, window, demo_epos, tmp_path):
-    open_and_wait(qtbot, window, demo_epos)
+def test_export_writes_png_svg_and_csv_for_every_plot(qtbot, window, window_epos, tmp_path):
+    open_and_wait(qtbot, window, window_epos)
     for name in ("mass", "tof", "hitmap", "history"):
         for suffix in (".png", ".svg", ".csv"):
             path = window.export_plot(name, tmp_path / f"{name}{suffix}")
@@ -488,7 +491,7 @@ def test_export_writes_png_svg_and_csv_for_every_plot(qtbot, window, demo_epos, 
     history = pd.read_csv(tmp_path / "history.csv", comment="#")
     assert list(history.columns) == ["ion_index", "DC voltage (V)", "mass-to-charge (Da)"]
     # Nothing is written beside the data unless asked for.
-    assert sorted(p.name for p in demo_epos.parent.iterdir() if p.suffix != ".epos") == sorted(
+    assert sorted(p.name for p in window_epos.parent.iterdir() if p.suffix != ".epos") == sorted(
         p.name for p in tmp_path.iterdir() if p.suffix != ".epos")
 
 
@@ -496,3 +499,29 @@ def test_export_without_data_says_so(window, tmp_path):
     with pytest.raises(ValueError, match="no data"):
         window.export_plot("mass", tmp_path / "mass.png")
     assert not (tmp_path / "mass.png").exists()
+
+
+def test_unrecorded_columns_say_so_instead_of_drawing_zeros(qtbot, window, tmp_path):
+    from tests._files import epos_with_zero_columns
+
+    path = epos_with_zero_columns(tmp_path / "leap.epos", n=20_000)
+    open_and_wait(qtbot, window, path)
+    tof = window.plots["tof"]
+    assert not tof.available and "not recorded in this file" in tof._message.text().lower()
+    assert window.plots["mass"].available and window.plots["mass"].counts.sum() == 20_000
+    assert window.current_overview.not_recorded == ["TOF (ns)", "HV_DC (V)", "pulse (V)", "pslep"]
+    assert window.plots["history"].data[2] is None  # no flat 0 V line; the m/n history stays
+    assert tof.counts is None  # nothing drawn behind the message
+    assert window.side_panel.summary.cell("TOF (ns)", "min") == "not recorded (all 0)"
+    assert window.side_panel.summary.cell("m/n (Da)", "median") != ""
+    window.grab().save(str(tmp_path / "leap.png"))
+
+
+def test_a_table_without_atom_probe_columns_is_refused_naming_its_columns(qtbot, window, tmp_path):
+    from tests._files import isotope_table
+
+    path = isotope_table(tmp_path / "isotopes.h5")
+    assert not window.open_path(path)
+    assert "no recognisable atom probe column" in window.last_error
+    assert "element, mass (Da), abundance" in window.last_error
+    assert window.table is None

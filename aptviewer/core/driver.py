@@ -1,0 +1,151 @@
+"""The one chunk driver: every pass over a table reads its chunks here.
+
+:func:`iter_chunks` reads the columns a pass needs, chunk by chunk, from a
+:class:`~aptviewer.core.lazy.LazyTable` (all fields of a record file in one sweep, through
+:meth:`LazyTable.read_rows`), a DataFrame or a mapping of arrays. Before reading each
+chunk it checks ``cancel``; once the caller is done with a chunk it reports progress in
+rows of the file. :func:`drive` feeds chunks to a list of *consumers* (accumulators and
+writers with ``needed_columns`` and ``update(chunk, start)``), so that a new analysis is a
+consumer plugged into an existing pass, not a new loop.
+
+Reading is done in one place so that read-ahead (the next chunk read while this one is
+processed) can be added here for every pass at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from .lazy import DEFAULT_CHUNK_SIZE, LazyTable, _check_chunk_size
+from .progress import raise_if_cancelled, report_progress
+
+
+class Consumer(Protocol):
+    """What :func:`drive` feeds: the columns it needs and ``update(chunk, start)``."""
+
+    @property
+    def needed_columns(self) -> Sequence[str]: ...
+
+    def update(self, chunk: Mapping[str, np.ndarray], start: int) -> None: ...
+
+
+def source_columns(source) -> list[str]:
+    """The column names of a LazyTable, a DataFrame or a mapping of arrays."""
+    if isinstance(source, (LazyTable, pd.DataFrame)):
+        return [str(c) for c in source.columns]
+    return [str(c) for c in source]
+
+
+def source_length(source, columns: Sequence[str] | None = None) -> int:
+    """The rows that all ``columns`` have (all columns when ``None``)."""
+    names = source_columns(source) if columns is None else list(columns)
+    if not names:
+        return len(source) if isinstance(source, (LazyTable, pd.DataFrame)) else 0
+    return min(len(source[name]) for name in names)
+
+
+def _describe(source) -> str:
+    path = getattr(source, "path", None)
+    return str(path) if path is not None else "table"
+
+
+def read_rows(source, names: Sequence[str], lo: int, hi: int, out: dict | None = None) -> dict[str, np.ndarray]:
+    """Rows ``lo:hi`` of the columns ``names``: the one read of every pass.
+
+    A LazyTable reads all fields of a record file in one sweep
+    (:meth:`LazyTable.read_rows`); in-memory data is sliced. With ``out``
+    (``{name: array}``) the values are written into the caller's buffers (cast to their
+    dtypes), as the correction does with its reused output blocks.
+    """
+    if isinstance(source, LazyTable):
+        return source.read_rows(list(names), lo, hi, out)
+    missing = [name for name in names if name not in source]
+    if missing:
+        raise KeyError(f"no columns {missing} in the data; columns are: {source_columns(source)}")
+    if out is None:
+        return {name: np.asarray(source[name])[lo:hi] for name in names}
+    for name in names:
+        np.copyto(out[name], np.asarray(source[name])[lo:hi], casting="unsafe")
+    return {name: out[name] for name in names}
+
+
+def _reader(source, names: list[str]):
+    """``read(lo, hi) -> {name: ndarray}`` for the columns ``names`` of ``source``."""
+    if isinstance(source, LazyTable):
+        return lambda lo, hi: source.read_rows(names, lo, hi)
+    missing = [name for name in names if name not in source]
+    if missing:
+        raise KeyError(f"no columns {missing} in the data; columns are: {source_columns(source)}")
+    arrays = {name: np.asarray(source[name]) for name in names}
+    return lambda lo, hi: {name: values[lo:hi] for name, values in arrays.items()}
+
+
+def iter_chunks(source, columns: Sequence[str], chunk_size: int = DEFAULT_CHUNK_SIZE, *, cancel=None,
+                progress_callback=None, start: int = 0, stop: int | None = None, total: int | None = None,
+                what: str | None = None) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """Yield ``(first_row, {name: ndarray})`` chunks of ``columns`` of ``source``.
+
+    Parameters
+    ----------
+    source : LazyTable, DataFrame or mapping of arrays
+    columns : sequence of str
+        The columns to read; the rows streamed are those all of them have.
+    chunk_size : int
+        Rows per chunk: memory is bounded by one chunk of these columns.
+    cancel : callable or threading.Event, optional
+        Checked before every chunk is read and once after the last one; raises
+        :class:`~aptviewer.core.errors.OperationCancelled`.
+    progress_callback : callable, optional
+        ``progress_callback(rows_done, total)`` once the caller has handled each chunk.
+    start, stop : int, optional
+        The rows to stream (all by default).
+    total : int, optional
+        The total announced to ``progress_callback`` (default: ``stop``); rows done are
+        counted from 0, so a pass over part of a file can count on from earlier work.
+    what : str, optional
+        What is being done, for the cancel message (default: the file's path).
+    """
+    chunk_size = _check_chunk_size(chunk_size)
+    names = list(dict.fromkeys(columns))
+    if isinstance(source, LazyTable):
+        source._select(names)  # a KeyError naming the columns before anything is read
+    extent = source_length(source, names)
+    stop = extent if stop is None else max(0, min(int(stop), extent))
+    start = max(0, int(start))
+    total = stop if total is None else int(total)
+    what = what or _describe(source)
+    read = _reader(source, names)
+    done = start
+    for lo in range(start, stop, chunk_size):
+        raise_if_cancelled(cancel, what)
+        hi = min(lo + chunk_size, stop)
+        yield lo, read(lo, hi)
+        done = hi
+        report_progress(progress_callback, done, total)
+    raise_if_cancelled(cancel, what)
+
+
+def drive(source, consumers: Sequence[Consumer], chunk_size: int = DEFAULT_CHUNK_SIZE, *, cancel=None,
+          progress_callback=None, what: str | None = None, on_chunk=None) -> int:
+    """One pass over ``source`` feeding every consumer each chunk; returns the rows streamed.
+
+    The columns read are the union of the consumers' ``needed_columns``. ``on_chunk(rows_done)``
+    is called after every chunk (e.g. to take a snapshot for the GUI).
+    """
+    names = list(dict.fromkeys(name for consumer in consumers for name in consumer.needed_columns))
+    if not names:
+        raise_if_cancelled(cancel, what or _describe(source))
+        return 0
+    rows = 0
+    for lo, chunk in iter_chunks(source, names, chunk_size, cancel=cancel, progress_callback=progress_callback,
+                                 what=what):
+        for consumer in consumers:
+            consumer.update(chunk, lo)
+        rows = lo + len(chunk[names[0]])
+        if on_chunk is not None:
+            on_chunk(rows)
+    return rows

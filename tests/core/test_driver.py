@@ -1,0 +1,133 @@
+"""The one chunk driver: every chunk size, every source kind, cancel within a chunk, progress in rows."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aptviewer.core import OperationCancelled, open_epos, read_epos, write_epos
+from aptviewer.core.accumulate import ZeroColumns, chunked_histogram, chunked_histogram2d
+from aptviewer.core.driver import drive, iter_chunks
+
+
+@pytest.fixture(scope="module")
+def frame():
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"a": rng.normal(size=1_000), "b": np.arange(1_000, dtype=np.int64),
+                         "c": rng.uniform(size=1_000).astype(np.float32)})
+
+
+@settings(max_examples=40, deadline=None)
+@given(chunk_size=st.integers(1, 1_200), start=st.integers(0, 1_000), length=st.integers(0, 1_100),
+       kind=st.sampled_from(["frame", "mapping"]))
+def test_chunks_are_the_rows_in_order_for_any_chunk_size(frame, chunk_size, start, length, kind):
+    source = frame if kind == "frame" else {name: frame[name].to_numpy() for name in frame}
+    stop = start + length
+    seen, progress = [], []
+    for lo, chunk in iter_chunks(source, ["c", "a"], chunk_size, start=start, stop=stop,
+                                 progress_callback=lambda d, t: progress.append((d, t))):
+        assert list(chunk) == ["c", "a"] and len(chunk["a"]) <= chunk_size
+        seen.append((lo, chunk["a"].copy(), chunk["c"].copy()))
+    expected_stop = min(stop, 1_000)
+    expected_a = frame["a"].to_numpy()[start:expected_stop]
+    got_a = np.concatenate([s[1] for s in seen]) if seen else np.empty(0)
+    np.testing.assert_array_equal(got_a, expected_a)
+    assert [s[0] for s in seen] == list(range(start, expected_stop, chunk_size))
+    # Progress after each chunk, in rows of the file, never beyond the rows streamed.
+    assert [d for d, _ in progress] == [min(lo + chunk_size, expected_stop) for lo, *_ in seen]
+    assert all(t == expected_stop and d <= t for d, t in progress)
+
+
+def test_a_lazy_table_is_read_in_one_sweep_per_chunk(demo_epos, monkeypatch):
+    from aptviewer.core.lazy import LazyTable
+
+    calls = []
+    original = LazyTable.read_rows
+
+    def counting(self, names, lo, hi, out=None):
+        calls.append((tuple(names), lo, hi))
+        return original(self, names, lo, hi, out)
+
+    monkeypatch.setattr(LazyTable, "read_rows", counting)
+    with open_epos(demo_epos) as table:
+        chunks = list(iter_chunks(table, ["m/n (Da)", "det_x (mm)"], 7_000))
+        np.testing.assert_array_equal(np.concatenate([c["det_x (mm)"] for _, c in chunks]), table["det_x (mm)"][:])
+    assert calls == [(("m/n (Da)", "det_x (mm)"), lo, min(lo + 7_000, 30_000)) for lo in range(0, 30_000, 7_000)]
+
+
+def test_cancel_stops_before_the_next_chunk_is_read(frame):
+    stop = threading.Event()
+    read = []
+    with pytest.raises(OperationCancelled, match="table: cancelled"):
+        for lo, chunk in iter_chunks(frame, ["a"], 100, cancel=stop):
+            read.append(lo)
+            stop.set()
+    assert read == [0]
+    with pytest.raises(OperationCancelled):  # a cancel during the last chunk is seen too
+        for _ in iter_chunks(frame, ["a"], 5_000, cancel=stop.is_set):
+            pass
+
+
+def test_drive_feeds_every_consumer_the_union_of_their_columns(frame):
+    class Recorder:
+        def __init__(self, columns):
+            self.needed_columns = columns
+            self.starts, self.keys = [], set()
+
+        def update(self, chunk, start):
+            self.starts.append(start)
+            self.keys |= set(chunk)
+
+    one, two = Recorder(["a"]), Recorder(["b", "a"])
+    zeros = ZeroColumns(["a", "b"])
+    after = []
+    rows = drive(frame, [one, two, zeros], 300, on_chunk=after.append)
+    assert rows == 1_000 and after == [300, 600, 900, 1_000]
+    assert one.starts == two.starts == [0, 300, 600, 900]
+    assert one.keys == two.keys == {"a", "b"}
+    assert zeros.result() == []
+
+
+def test_zero_columns_finds_the_unrecorded_ones_for_any_chunk_size():
+    data = {"tof": np.zeros(100), "v": np.r_[np.zeros(99), 1.0], "nan": np.r_[np.nan, np.zeros(99)],
+            "i": np.zeros(100, dtype=np.uint32)}
+    for chunk_size in (1, 7, 100):
+        zeros = ZeroColumns(list(data))
+        drive(data, [zeros], chunk_size)
+        assert zeros.result() == ["tof", "i"]  # NaN is a value, not "not recorded"
+    empty = ZeroColumns(["x"])
+    drive({"x": np.zeros(0)}, [empty], 10)
+    assert empty.result() == []  # no rows: nothing to say
+
+
+def test_writers_report_progress_and_stop_on_cancel(demo_epos, tmp_path):
+    progress = []
+    with open_epos(demo_epos) as table:
+        write_epos(table, tmp_path / "copy.epos", chunk_size=10_000, progress_callback=lambda d, t: progress.append(d))
+        assert progress == [10_000, 20_000, 30_000]
+        with pytest.raises(OperationCancelled):
+            write_epos(table, tmp_path / "never.epos", chunk_size=10_000, cancel=lambda: True)
+    pd.testing.assert_frame_equal(read_epos(tmp_path / "copy.epos"), read_epos(demo_epos))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.epos"]
+
+
+def test_chunked_histograms_report_progress_and_stop_on_cancel(demo_epos):
+    with open_epos(demo_epos) as table:
+        done = []
+        lock = threading.Lock()
+
+        def progress(d, t):
+            with lock:
+                done.append((d, t))
+
+        counts, _ = chunked_histogram(table["m/n (Da)"], 100, (0, 100), chunk_size=4_000, progress_callback=progress)
+        assert counts.sum() > 0 and sorted(done)[-1] == (30_000, 30_000) and len(done) == 8
+        with pytest.raises(OperationCancelled):
+            chunked_histogram(table["m/n (Da)"], 100, (0, 100), chunk_size=4_000, cancel=lambda: True)
+        with pytest.raises(OperationCancelled):
+            chunked_histogram2d(table["det_x (mm)"], table["det_y (mm)"], 16, chunk_size=4_000, cancel=lambda: True)
