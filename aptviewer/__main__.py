@@ -20,13 +20,16 @@ DEMO_ROWS = 2_000_000
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aptviewer",
-        description="View and batch-process atom probe data (EPOS, POS, pyccapt-raw HDF5) with little memory.",
+        description="View, convert and batch-process atom probe data (EPOS, POS, AP Suite APT, ATO, pyccapt-raw "
+                    "HDF5) with little memory.",
         epilog="Without --batch, the files open in the desktop viewer.",
     )
     parser.add_argument("paths", nargs="*", metavar="PATH", help="data files (or, with --batch, folders)")
     parser.add_argument("--version", action="version", version=f"aptviewer {__version__}")
     parser.add_argument("--demo", action="store_true",
                         help="generate a small synthetic EPOS dataset (once) and open it")
+    parser.add_argument("--convert", nargs=2, metavar=("SRC", "DST"),
+                        help="convert SRC to DST (.epos, .pos or .apt, from DST's extension), streaming; no window")
     parser.add_argument("--new-window", action="store_true",
                         help="open a new window even if aptviewer is already running")
     # Releases: the bundle check starts the window and exits 0 after its first complete draw.
@@ -67,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default 0 5000)")
     binning.add_argument("--tof-bin", type=float, metavar="NS", help="TOF spectrum bin width, ns (default 1)")
     binning.add_argument("--detector-bins", type=int, metavar="N", help="hit map bins per axis (default 256)")
+    cluster = parser.add_argument_group("batch on a Dask cluster (needs aptviewer[cluster])")
+    cluster.add_argument("--workers", type=int, metavar="N",
+                         help="run the batch on a local Dask cluster of N worker processes")
+    cluster.add_argument("--scheduler", metavar="ADDRESS",
+                         help="run the batch on an existing Dask cluster (e.g. tcp://head-node:8786)")
     return parser
 
 
@@ -101,6 +109,10 @@ def main(argv=None) -> int:
         from .desktop import run_desktop_command
 
         return run_desktop_command(args)
+    if args.convert:
+        from .convert_cli import run_convert
+
+        return run_convert(args, parser)
     if args.batch or args.list_instruments:
         from .batch import run_batch
 

@@ -19,6 +19,7 @@ partial output).
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import sys
@@ -27,7 +28,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .core import DEFAULT_CHUNK_SIZE, OperationCancelled
@@ -136,6 +137,8 @@ class Outcome:
     status: str             # done, skipped, failed, cancelled, or planned (dry run)
     detail: str = ""
     seconds: float = 0.0
+    lines: list[str] = field(default_factory=list)      # what its job printed, where it ran elsewhere
+    warnings: list[str] = field(default_factory=list)   # warnings raised while processing it
 
 
 def _write(stream, text: str) -> None:
@@ -306,60 +309,211 @@ def report_extras(args) -> tuple:
     return ()
 
 
+@dataclass(frozen=True)
+class FileOptions:
+    """What every file of a run gets done: the parsed flags a file's job needs (picklable)."""
+
+    preset: str | None = None
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    binning: object = None            # workflows.params.Binning (None: the defaults)
+    ranges: object = None             # LoadedRanges, "auto" or None (see aptviewer.workflows.composition)
+    background: bool = False
+    multihit: bool = False
+    extras: tuple = ()                # further report extras (see report_extras)
+
+
+@dataclass(frozen=True)
+class FileJob:
+    """One planned input file: the outputs it writes (``todo``) and the options.
+
+    The one per-file job of the batch: the serial loop runs it here, and on a Dask cluster
+    each task runs it on a worker (see :mod:`aptviewer.cluster`). It is picklable.
+    """
+
+    item: InputFile
+    todo: dict
+    options: FileOptions
+
+    @property
+    def path(self) -> Path:
+        return self.item.path
+
+    @property
+    def listed(self) -> str:
+        return ", ".join(str(p) for p in self.todo.values())
+
+    def run(self, console, renderer, cancel) -> Outcome:
+        """Do the work; raises for a failure (see :func:`run_file_job`)."""
+        item, todo = self.item, self.todo
+        for output in todo.values():
+            output.parent.mkdir(parents=True, exist_ok=True)
+        rows = None
+        if "h5" in todo or "epos" in todo:
+            rows = self.correct(console, renderer, cancel)
+            if rows is None:
+                return Outcome(item.path, "skipped", "no detector x/y columns to correct")
+        note = ""
+        if set(todo) - {"h5", "epos"}:
+            note = self.report(console, renderer, cancel)
+        done = f"{rows:,} rows corrected; " if rows is not None else ""
+        return Outcome(item.path, "done", f"{done}wrote {self.listed}{note}")
+
+    def correct(self, console, renderer, cancel) -> int | None:
+        item, todo = self.item, self.todo
+        from .core.errors import DataFormatError
+        from .workflows.correction import run_correction
+        from .workflows.params import CorrectionParameters
+
+        params = CorrectionParameters(input_path=item.path, output_h5=todo.get("h5"), preset=self.options.preset,
+                                      chunk_size=self.options.chunk_size, output_epos=todo.get("epos"),
+                                      hit_map_bins=0)
+        with console.progress(f"{item.path.name} (correction)") as progress:
+            try:
+                result = run_correction(params, progress_callback=progress, cancel=cancel)
+            except DataFormatError as exc:
+                if item.root is not None and "needs a detector" in str(exc):
+                    return None  # found in a folder: a POS file has nothing to correct
+                raise
+        console.say(f"{item.path}: {result.rows:,} rows corrected")
+        return result.rows
+
+    def file_extras(self, console) -> tuple[tuple, str]:
+        """The extras of this file's report pass beyond the run's, and a note for the table.
+
+        ``--ranges auto`` finds the range file beside each input: an input without one
+        gets no composition (said in the note); one whose range file is unreadable fails.
+        """
+        item = self.item
+        extras = ()
+        if self.options.multihit:
+            from .workflows.multihit import MultihitExtra, MultihitParameters
+
+            extras += (MultihitExtra(MultihitParameters(chunk_size=self.options.chunk_size)),)
+        if self.options.ranges is None:
+            return extras, ""
+        from .workflows.composition import CompositionExtra, CompositionParameters, NoRangeFileError, load_ranges
+
+        ranges = self.options.ranges
+        if isinstance(ranges, str):
+            try:
+                ranges = load_ranges(ranges, item.path)
+            except NoRangeFileError as exc:
+                console.say(f"{item.path}: no composition: {exc.problem}")
+                return extras, f"; no composition ({exc.problem})"
+            for text in ranges.warnings:
+                console.error(f"warning: {text}")
+        background = self.options.background
+        params = CompositionParameters(ranges.ranges, ranges.path, background=background,
+                                       chunk_size=self.options.chunk_size)
+        note = f"; composition from {ranges.path.name}" + (" (background subtracted)" if background else "")
+        return extras + (CompositionExtra(params),), note
+
+    def report(self, console, renderer, cancel) -> str:
+        item, todo = self.item, self.todo
+        from .workflows.params import Binning, ReportParameters
+        from .workflows.report import run_file_report, write_summary_json
+
+        extras, note = self.file_extras(console)
+        params = ReportParameters(binning=self.options.binning or Binning(), chunk_size=self.options.chunk_size,
+                                  extras=self.options.extras + extras)
+        label = f"{item.path.name} (summary)"
+        with console.progress(label) as progress:
+            report = run_file_report(item.path, params, progress_callback=progress, cancel=cancel,
+                                     phase_callback=lambda text: console.phase(label, progress, text)
+                                     if text != "reading" else None)
+        if "json" in todo:
+            write_summary_json(report, todo["json"])
+        console.say("\n".join(format_report(report.to_json())))
+        composition = report.extras.get("composition")
+        if composition is not None:
+            from .workflows.composition import describe, write_composition_csv
+
+            if "composition_csv" in todo:
+                write_composition_csv(composition, todo["composition_csv"], inputs=[item.path])
+            console.say(f"{item.path}: {describe(composition)}")
+        if "png" in todo:
+            renderer.render(report.overview, todo["png"], title=item.path.name)
+        multihit = next((extra for extra in extras if extra.name == "multihit"), None)
+        if multihit is not None and multihit.snapshot is not None:
+            self.write_multihit(console, renderer, multihit.snapshot)
+        return note
+
+    def write_multihit(self, console, renderer, snapshot) -> None:
+        """``--multihit``: the correlation CSV and figure (the JSON section came with the report)."""
+        item, todo = self.item, self.todo
+        from .workflows.multihit import write_correlation_csv
+
+        if snapshot.correlation_counts is None:
+            console.say(f"{item.path}: multi-hit statistics only (no mass-to-charge column to pair)")
+        elif "correlation_csv" in todo:
+            write_correlation_csv(todo["correlation_csv"], snapshot.correlation_counts, snapshot.correlation_edges,
+                                  source=item.path.name, multiplicity=snapshot.correlation_multiplicity)
+        if "correlation_png" in todo and snapshot.correlation_counts is not None:
+            renderer.render_multihit(snapshot, todo["correlation_png"], title=item.path.name)
+        stats = snapshot.stats
+        share = f"{100 * stats.fraction_in_multiples:.1f} % of the ions" if stats.total_ions else "no ions"
+        console.say(f"{item.path}: {stats.total_events:,} events, {share} in multiples")
+
+
+def _outcome_of_error(exc: BaseException, path: Path) -> Outcome:
+    """The outcome of a file whose planning or job raised ``exc``."""
+    if isinstance(exc, OperationCancelled):
+        return Outcome(path, "cancelled", "stopped by Ctrl-C; no output left")
+    if isinstance(exc, UnsupportedFormatError):
+        return Outcome(path, "skipped", _message(exc, path))
+    logger.debug("batch: %s failed", path, exc_info=exc)
+    return Outcome(path, "failed", _message(exc, path))
+
+
+def run_file_job(job: FileJob, console, renderer, cancel=None) -> Outcome:
+    """Run ``job`` and return its outcome; never raises: a failure is a ``failed`` outcome.
+
+    Warnings raised while it runs are collected in ``outcome.warnings``.
+    """
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            outcome = job.run(console, renderer, cancel)
+        except Exception as exc:  # one bad file must not stop the batch
+            outcome = _outcome_of_error(exc, job.path)
+    outcome.warnings = [str(w.message) for w in caught]
+    outcome.seconds = time.perf_counter() - start
+    return outcome
+
+
 class _Batch:
-    def __init__(self, args, console: _Console, preset: str | None, cancel: threading.Event, binning=None,
-                 renderer=None, extras: tuple = (), ranges=None):
+    def __init__(self, args, console: _Console, cancel: threading.Event, options: FileOptions, renderer=None):
         self.args = args
-        self.ranges = ranges  # LoadedRanges, "auto" or None (see aptviewer.workflows.composition)
         self.console = console
-        self.preset = preset
         self.cancel = cancel
-        self.binning = binning
+        self.options = options
         self.renderer = renderer
-        self.chunk_size = args.chunk_size or DEFAULT_CHUNK_SIZE
         self.claimed: dict[Path, Path] = {}  # output -> the input that writes it
         self.plans: dict[Path, dict[str, Path]] = {}
         self.inputs: list[Path] = []
-        #: Extra analyses fed by every file's report pass (see report_extras).
-        self.extras = tuple(extras)
 
-    def run(self, items: list[InputFile]) -> list[Outcome]:
-        kinds = _kinds(self.preset is not None, self.args.save_epos, not self.args.no_plots, self.ranges is not None,
-                       bool(getattr(self.args, "multihit", False)))
+    def plan_all(self, items: list[InputFile]) -> list[FileJob | Outcome]:
+        """Plan every file (where the run starts): its job, or the outcome that settles it."""
+        options = self.options
+        kinds = _kinds(options.preset is not None, self.args.save_epos, not self.args.no_plots,
+                       options.ranges is not None, options.multihit)
         self.plans = plan_outputs(items, self.args.output_dir, kinds=kinds)
         self.inputs = [item.path for item in items]
-        outcomes = []
+        planned = []
         for item in items:
-            if is_cancelled(self.cancel):
-                outcomes.append(Outcome(item.path, "cancelled", "not started (Ctrl-C)"))
-                continue
-            start = time.perf_counter()
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                try:
-                    outcome = self.process(item)
-                except OperationCancelled:
-                    outcome = Outcome(item.path, "cancelled", "stopped by Ctrl-C; no output left")
-                except UnsupportedFormatError as exc:
-                    outcome = Outcome(item.path, "skipped", _message(exc, item.path))
-                except Exception as exc:  # one bad file must not stop the batch
-                    logger.debug("batch: %s failed", item.path, exc_info=True)
-                    outcome = Outcome(item.path, "failed", _message(exc, item.path))
-            for warning in caught:
-                self.console.error(f"warning: {warning.message}")
-            outcome.seconds = time.perf_counter() - start
-            if outcome.status == "failed":
-                self.console.error(f"FAILED {item.path}: {outcome.detail}")
-            outcomes.append(outcome)
-        return outcomes
+            try:
+                planned.append(self.plan(item))
+            except Exception as exc:  # one bad file must not stop the batch
+                planned.append(_outcome_of_error(exc, item.path))
+        return planned
 
-    def process(self, item: InputFile) -> Outcome:
-        """Correct (with an instrument) and report one file, skipping outputs that exist."""
+    def plan(self, item: InputFile) -> FileJob | Outcome:
+        """The job of one file, or the outcome (skipped, planned) that settles it at once."""
         from .workflows.opening import check_format
 
-        args = self.args
         check_format(item.path)  # the format first: unsupported, missing, broken link, text...
-        if self.preset is not None and item.root is not None and item.path.stem.endswith(OUTPUT_SUFFIX):
+        if self.options.preset is not None and item.root is not None and item.path.stem.endswith(OUTPUT_SUFFIX):
             return Outcome(item.path, "skipped", "looks like a corrected output (name ends in _corrected)")
         outputs = self.plans[item.path]
         for output in outputs.values():
@@ -369,116 +523,66 @@ class _Batch:
                 raise ValueError(f"{item.path}: its output {output} would overwrite that of {other}")
         for output in outputs.values():
             self.claimed[output.resolve()] = item.path
-        todo = outputs if args.overwrite else {k: p for k, p in outputs.items() if not p.exists()}
+        todo = outputs if self.args.overwrite else {k: p for k, p in outputs.items() if not p.exists()}
         if not todo:
             existing = ", ".join(str(p) for p in outputs.values())
             return Outcome(item.path, "skipped", f"outputs exist: {existing} (use --overwrite)")
-        listed = ", ".join(str(p) for p in todo.values())
-        if args.dry_run:
-            self.console.say(f"would write {listed} from {item.path}")
-            return Outcome(item.path, "planned", f"-> {listed}")
-        for output in todo.values():
-            output.parent.mkdir(parents=True, exist_ok=True)
-        rows = None
-        if "h5" in todo or "epos" in todo:
-            rows = self.correct(item, todo)
-            if rows is None:
-                return Outcome(item.path, "skipped", "no detector x/y columns to correct")
-        note = ""
-        if set(todo) - {"h5", "epos"}:
-            note = self.report(item, todo)
-        done = f"{rows:,} rows corrected; " if rows is not None else ""
-        return Outcome(item.path, "done", f"{done}wrote {listed}{note}")
+        job = FileJob(item, todo, self.options)
+        if self.args.dry_run:
+            return Outcome(item.path, "planned", f"-> {job.listed}")
+        return job
 
-    def correct(self, item: InputFile, todo: dict[str, Path]) -> int | None:
-        from .core.errors import DataFormatError
-        from .workflows.correction import run_correction
-        from .workflows.params import CorrectionParameters
+    def show(self, outcome: Outcome) -> None:
+        """Print what a settled file needs said: its plan, warnings, failure."""
+        if outcome.status == "planned":
+            self.console.say(f"would write {outcome.detail.removeprefix('-> ')} from {outcome.path}")
+        for text in outcome.warnings:
+            self.console.error(f"warning: {text}")
+        if outcome.status == "failed":
+            self.console.error(f"FAILED {outcome.path}: {outcome.detail}")
 
-        params = CorrectionParameters(input_path=item.path, output_h5=todo.get("h5"), preset=self.preset,
-                                      chunk_size=self.chunk_size, output_epos=todo.get("epos"), hit_map_bins=0)
-        with self.console.progress(f"{item.path.name} (correction)") as progress:
-            try:
-                result = run_correction(params, progress_callback=progress, cancel=self.cancel)
-            except DataFormatError as exc:
-                if item.root is not None and "needs a detector" in str(exc):
-                    return None  # found in a folder: a POS file has nothing to correct
-                raise
-        self.console.say(f"{item.path}: {result.rows:,} rows corrected")
-        return result.rows
+    def run(self, items: list[InputFile]) -> list[Outcome]:
+        """The serial run: plan every file, then do them one after the other."""
+        outcomes = []
+        for planned in self.plan_all(items):
+            if isinstance(planned, Outcome):
+                outcome = planned
+            elif is_cancelled(self.cancel):
+                outcome = Outcome(planned.path, "cancelled", "not started (Ctrl-C)")
+            else:
+                outcome = run_file_job(planned, self.console, self.renderer, self.cancel)
+            self.show(outcome)
+            outcomes.append(outcome)
+        return outcomes
 
-    def file_extras(self, item: InputFile) -> tuple[tuple, str]:
-        """The extras of this file's report pass beyond the run's, and a note for the table.
+    def run_on_cluster(self, items: list[InputFile], workers: int | None, scheduler: str | None) -> list[Outcome]:
+        """Plan here, then run every planned file as one Dask task (see :mod:`aptviewer.cluster`)."""
+        from . import cluster
 
-        ``--ranges auto`` finds the range file beside each input: an input without one
-        gets no composition (said in the note); one whose range file is unreadable fails.
-        """
-        extras = ()
-        if getattr(self.args, "multihit", False):
-            from .workflows.multihit import MultihitExtra, MultihitParameters
-
-            extras += (MultihitExtra(MultihitParameters(chunk_size=self.chunk_size)),)
-        if self.ranges is None:
-            return extras, ""
-        from .workflows.composition import CompositionExtra, CompositionParameters, NoRangeFileError, load_ranges
-
-        ranges = self.ranges
-        if isinstance(ranges, str):
-            try:
-                ranges = load_ranges(ranges, item.path)
-            except NoRangeFileError as exc:
-                self.console.say(f"{item.path}: no composition: {exc.problem}")
-                return extras, f"; no composition ({exc.problem})"
-            for text in ranges.warnings:
-                self.console.error(f"warning: {text}")
-        background = bool(getattr(self.args, "background", False))
-        params = CompositionParameters(ranges.ranges, ranges.path, background=background, chunk_size=self.chunk_size)
-        note = f"; composition from {ranges.path.name}" + (" (background subtracted)" if background else "")
-        return extras + (CompositionExtra(params),), note
-
-    def report(self, item: InputFile, todo: dict[str, Path]) -> str:
-        from .workflows.params import Binning, ReportParameters
-        from .workflows.report import run_file_report, write_summary_json
-
-        extras, note = self.file_extras(item)
-        params = ReportParameters(binning=self.binning or Binning(), chunk_size=self.chunk_size,
-                                  extras=self.extras + extras)
-        label = f"{item.path.name} (summary)"
-        with self.console.progress(label) as progress:
-            report = run_file_report(item.path, params, progress_callback=progress, cancel=self.cancel,
-                                     phase_callback=lambda text: self.console.phase(label, progress, text)
-                                     if text != "reading" else None)
-        if "json" in todo:
-            write_summary_json(report, todo["json"])
-        self.console.say("\n".join(format_report(report.to_json())))
-        composition = report.extras.get("composition")
-        if composition is not None:
-            from .workflows.composition import describe, write_composition_csv
-
-            if "composition_csv" in todo:
-                write_composition_csv(composition, todo["composition_csv"], inputs=[item.path])
-            self.console.say(f"{item.path}: {describe(composition)}")
-        if "png" in todo:
-            self.renderer.render(report.overview, todo["png"], title=item.path.name)
-        multihit = next((extra for extra in extras if extra.name == "multihit"), None)
-        if multihit is not None and multihit.snapshot is not None:
-            self.write_multihit(item, todo, multihit.snapshot)
-        return note
-
-    def write_multihit(self, item: InputFile, todo: dict[str, Path], snapshot) -> None:
-        """``--multihit``: the correlation CSV and figure (the JSON section came with the report)."""
-        from .workflows.multihit import write_correlation_csv
-
-        if snapshot.correlation_counts is None:
-            self.console.say(f"{item.path}: multi-hit statistics only (no mass-to-charge column to pair)")
-        elif "correlation_csv" in todo:
-            write_correlation_csv(todo["correlation_csv"], snapshot.correlation_counts, snapshot.correlation_edges,
-                                  source=item.path.name, multiplicity=snapshot.correlation_multiplicity)
-        if "correlation_png" in todo and snapshot.correlation_counts is not None:
-            self.renderer.render_multihit(snapshot, todo["correlation_png"], title=item.path.name)
-        stats = snapshot.stats
-        share = f"{100 * stats.fraction_in_multiples:.1f} % of the ions" if stats.total_ions else "no ions"
-        self.console.say(f"{item.path}: {stats.total_events:,} events, {share} in multiples")
+        planned = self.plan_all(items)
+        outcomes: list = list(planned)
+        for outcome in planned:
+            if isinstance(outcome, Outcome):
+                self.show(outcome)
+        todo = [i for i, job in enumerate(planned) if isinstance(job, FileJob)]
+        if not todo:
+            return outcomes
+        if is_cancelled(self.cancel):
+            for i in todo:
+                outcomes[i] = Outcome(planned[i].path, "cancelled", "not started (Ctrl-C)")
+            return outcomes
+        run = cluster.connect(workers=workers, scheduler=scheduler)
+        try:
+            self.console.say(f"{run.description}: started in {run.start_seconds:.1f} s; {len(todo)} file"
+                             f"{'s' * (len(todo) != 1)} to process")
+            jobs = [cluster.ClusterJob(planned[i].path, functools.partial(cluster.run_file_job_on_worker, planned[i]),
+                                       tuple(planned[i].todo.values())) for i in todo]
+            done = cluster.run_jobs(run, jobs, self.console, self.cancel)
+        finally:
+            run.close()
+        for i, outcome in zip(todo, done):
+            outcomes[i] = outcome
+        return outcomes
 
 
 def _list_instruments(console: _Console) -> None:
@@ -529,14 +633,39 @@ def run_batch(args, parser) -> int:
             console.error(f"warning: {text}")
     elif getattr(args, "background", False):
         parser.error("--background needs --ranges")
+    workers, scheduler = getattr(args, "workers", None), getattr(args, "scheduler", None)
+    on_cluster = (workers is not None or bool(scheduler)) and not args.dry_run
+    if workers is not None and scheduler:
+        parser.error("--workers and --scheduler exclude each other")
+    if workers is not None and workers < 1:
+        parser.error("--workers must be a positive number of processes")
+    if on_cluster:
+        from .cluster import ClusterUnavailableError, import_distributed
+
+        try:
+            import_distributed()
+        except ClusterUnavailableError as exc:
+            console.error(f"aptviewer: {exc}")
+            return EXIT_USAGE
     items = collect_inputs(args.paths, args.recursive)
     if not items:
         console.say("no data files found in: " + ", ".join(map(str, args.paths)))
     cancel = threading.Event()
+    options = FileOptions(preset=preset, chunk_size=args.chunk_size or DEFAULT_CHUNK_SIZE, binning=binning,
+                          ranges=ranges, background=bool(getattr(args, "background", False)),
+                          multihit=bool(getattr(args, "multihit", False)), extras=report_extras(args))
     from .reports import PngRenderer
 
     with _ctrl_c_cancels(cancel), PngRenderer() as renderer:
-        outcomes = _Batch(args, console, preset, cancel, binning, renderer, report_extras(args), ranges).run(items)
+        batch = _Batch(args, console, cancel, options, renderer)
+        if on_cluster:
+            try:
+                outcomes = batch.run_on_cluster(items, workers, scheduler)
+            except ClusterUnavailableError as exc:
+                console.error(f"aptviewer: {exc}")
+                return EXIT_FAILED
+        else:
+            outcomes = batch.run(items)
     console.table(outcomes, args.dry_run)
     if any(o.status == "cancelled" for o in outcomes):
         return EXIT_CANCELLED

@@ -306,11 +306,11 @@ def test_same_stem_inputs_of_different_formats_are_all_processed(capsys, tmp_pat
 def test_a_folder_of_unsupported_files_and_broken_links_is_listed(capsys, tmp_path):
     folder = tmp_path / "run"
     folder.mkdir()
-    (folder / "R5.ato").write_bytes(bytes(64))
+    (folder / "R5.rhit").write_bytes(bytes(64))
     code, out, _ = run(capsys, "--batch", str(folder))
     assert code == 0
     assert "no data files found" not in out
-    assert "skipped" in out and "R5.ato" in out and "unsupported format" in out
+    assert "skipped" in out and "R5.rhit" in out and "unsupported format" in out
     os.symlink(folder / "gone.epos", folder / "run.epos")
     code, out, err = run(capsys, "--batch", str(folder))
     assert code == 1
@@ -324,11 +324,11 @@ def test_a_folder_of_unsupported_files_and_broken_links_is_listed(capsys, tmp_pa
 
 
 def test_the_format_check_comes_before_the_output_check(capsys, tmp_path):
-    ato = tmp_path / "R5.ato"
-    ato.write_bytes(bytes(64))
+    rhit = tmp_path / "R5.rhit"
+    rhit.write_bytes(bytes(64))
     (tmp_path / "R5_summary.json").write_text("{}")
     (tmp_path / "R5_overview.png").write_bytes(b"png")
-    code, out, _ = run(capsys, "--batch", str(ato))
+    code, out, _ = run(capsys, "--batch", str(rhit))
     assert code == 0
     assert "unsupported format" in out and "outputs exist" not in out
 

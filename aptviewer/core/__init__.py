@@ -15,6 +15,8 @@ from .accumulate import (
     iter_column_chunks,
     iter_table_chunks,
 )
+from .apt_format import SectionWarning, open_apt, write_apt
+from .ato_format import open_ato
 from .diagnostics import (
     DRIFT_COLUMNS,
     compute_tof_segment_drift,
@@ -74,6 +76,7 @@ __all__ = [
     "AptViewerError", "DataFormatError", "InsufficientDiskSpaceError", "OperationCancelled",
     "TableClosedError", "TruncatedRecordWarning",
     "LazyColumn", "LazyTable",
+    "open_apt", "open_ato", "write_apt", "SectionWarning",
     "open_any", "open_epos", "open_pos", "open_processed_hdf5", "open_pyccapt_raw_hdf5", "sniff_format",
     "read_epos", "read_epos_lazy", "read_hdf5", "read_pos", "read_pos_lazy", "fetch_dataset_from_dld_grp",
     "atomic_output", "check_free_space", "store_df_to_hdf", "write_epos", "write_pos",

@@ -97,12 +97,15 @@ class MappedRecords:
         Structured dtype of one record (e.g. 11 big-endian fields for EPOS).
     n_records : int
         Number of whole records to expose (trailing partial bytes are ignored).
+    offset : int, optional
+        Byte offset of the first record (a section of a larger file, e.g. ``.apt``).
     """
 
-    def __init__(self, path, record_dtype: np.dtype, n_records: int):
+    def __init__(self, path, record_dtype: np.dtype, n_records: int, offset: int = 0):
         self.path = Path(path)
         self.record_dtype = np.dtype(record_dtype)
         self.n_records = int(n_records)
+        self.offset = int(offset)
         self._lock = threading.Lock()
         self._mmap = None
         if self.n_records == 0:
@@ -111,7 +114,8 @@ class MappedRecords:
             return
         with open(self.path, "rb") as handle:
             self._mmap = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        self._records = np.frombuffer(self._mmap, dtype=self.record_dtype, count=self.n_records)
+        self._records = np.frombuffer(self._mmap, dtype=self.record_dtype, count=self.n_records,
+                                      offset=self.offset)
 
     @property
     def closed(self) -> bool:

@@ -271,9 +271,10 @@ def open_processed_hdf5(path, key: str = "df") -> LazyTable:
 
 
 def sniff_format(path) -> str:
-    """Tell which format a file is in: ``epos``, ``pos``, ``pyccapt-raw`` or ``processed-hdf5``.
+    """Tell which format a file is in: ``epos``, ``pos``, ``apt``, ``ato``, ``pyccapt-raw`` or ``processed-hdf5``.
 
-    The extension decides for EPOS and POS; HDF5 files are told apart by their groups.
+    The extension decides for EPOS, POS, APT and ATO (an ``.apt`` file is also known by its
+    signature); HDF5 files are told apart by their groups.
 
     Raises
     ------
@@ -282,6 +283,11 @@ def sniff_format(path) -> str:
     """
     path = _check_readable_file(path)
     suffix = path.suffix.lower()
+    if suffix in (".apt", ".ato"):
+        return suffix[1:]  # their openers check the signature / version and say what is wrong
+    with open(path, "rb") as handle:
+        if handle.read(4) == b"APT\0":
+            return "apt"
     hdf5 = _is_hdf5(path)
     if suffix in (".epos", ".pos"):
         if hdf5:
@@ -304,7 +310,7 @@ def sniff_format(path) -> str:
         raise DataFormatError(path, "HDF5 file with neither pyccapt-raw groups (/dld, /tdc) nor a pandas "
                                     f"DataFrame (groups found: {', '.join(groups) or 'none'})")
     raise DataFormatError(path, f"cannot tell the format: the extension '{suffix or '(none)'}' is not "
-                                ".epos, .pos, .h5 or .hdf5 and the content is not HDF5")
+                                ".epos, .pos, .apt, .ato, .h5 or .hdf5 and the content is neither HDF5 nor .apt")
 
 
 def open_any(path) -> LazyTable:
@@ -314,6 +320,14 @@ def open_any(path) -> LazyTable:
         return open_epos(path)
     if kind == "pos":
         return open_pos(path)
+    if kind == "apt":
+        from .apt_format import open_apt
+
+        return open_apt(path)
+    if kind == "ato":
+        from .ato_format import open_ato
+
+        return open_ato(path)
     if kind == "pyccapt-raw":
         return open_pyccapt_raw_hdf5(path)
     return open_processed_hdf5(path, _pandas_key(path))

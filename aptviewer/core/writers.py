@@ -8,6 +8,7 @@ target untouched. Inputs are never overwritten.
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
 import shutil
@@ -58,6 +59,34 @@ def _same_file(a, b) -> bool:
         return False
 
 
+#: Hex digits of the random tag in a temporary output's name: ``.<name>.<tag>.part``.
+_PART_TAG = 12
+
+
+def partial_outputs(path) -> list[Path]:
+    """Temporary files that :func:`atomic_output` made for ``path`` and did not finish.
+
+    A process killed while writing (a crashed Dask worker, a power cut) cannot clean up
+    after itself; whoever writes ``path`` next removes them with :func:`remove_partial_outputs`.
+    """
+    path = Path(path)
+    pattern = f".{glob.escape(path.name)}.{'[0-9a-f]' * _PART_TAG}.part"
+    return sorted(path.parent.glob(pattern)) if path.parent.is_dir() else []
+
+
+def remove_partial_outputs(paths) -> list[Path]:
+    """Remove the unfinished temporary files of every output in ``paths``; return them."""
+    removed = []
+    for path in paths:
+        for temp in partial_outputs(path):
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+                removed.append(temp)
+    if removed:
+        logger.info("removed %d unfinished temporary file(s): %s", len(removed), ", ".join(map(str, removed)))
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_output(path, *, inputs=()):
     """Yield a temporary path beside ``path``; rename it to ``path`` only on success.
@@ -76,7 +105,7 @@ def atomic_output(path, *, inputs=()):
     path.parent.mkdir(parents=True, exist_ok=True)
     # A unique name that does not exist yet: the writer creates the file itself (HDF5
     # writes a file it creates markedly faster than one it has to truncate).
-    temp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.part"
+    temp = path.parent / f".{path.name}.{uuid.uuid4().hex[:_PART_TAG]}.part"
     try:
         yield temp
         if not temp.exists():

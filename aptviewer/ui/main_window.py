@@ -75,10 +75,10 @@ MAX_REDRAW_DELAY_S = 0.5
 #: call, which adds up to stalls of 100+ ms per redraw; 1 ms keeps the loop responsive
 #: and costs the workers a few per cent.
 GUI_SWITCH_INTERVAL_S = 0.001
-DATA_FILE_FILTER = ("APT data (*.epos *.pos *.h5 *.hdf5 *.hdf);;EPOS (*.epos);;POS (*.pos);;HDF5 (*.h5 *.hdf5);;"
-                    "All files (*)")
+DATA_FILE_FILTER = ("APT data (*.epos *.pos *.apt *.ato *.h5 *.hdf5 *.hdf);;EPOS (*.epos);;POS (*.pos);;"
+                    "AP Suite (*.apt);;Rouen ATO (*.ato);;HDF5 (*.h5 *.hdf5);;All files (*)")
 _FORMAT_WORDS = {"epos": "EPOS file", "pos": "POS file", "pyccapt-raw": "raw HDF5 file",
-                 "processed-hdf5": "HDF5 table"}
+                 "processed-hdf5": "HDF5 table", "apt": "AP Suite .apt file", "ato": "ATO file"}
 #: How a failed task is named in its error dialog.
 _TASK_WHAT = {"stream": "Reading", "drift": "The TOF drift", "correction": "The reflectron correction"}
 PLOT_NAMES = {"mass": "mass spectrum", "tof": "TOF spectrum", "hitmap": "detector hit map",
@@ -369,7 +369,8 @@ class MainWindow(QMainWindow):
             size = path.stat().st_size
         except OSError:
             size = 0
-        self.side_panel.facts.show_facts(path, table.format, size, table.n_rows, table.columns, self._file_note)
+        self.side_panel.facts.show_facts(path, table.format, size, table.n_rows, table.columns, self._file_note,
+                                         attrs=table.attrs)
 
     @Slot(str)
     def _open_from_list(self, path: str) -> None:

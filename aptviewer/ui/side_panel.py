@@ -38,7 +38,7 @@ CHUNK_SIZES = [1 << k for k in range(12, 25)]
 SETTINGS_DEBOUNCE_MS = 300
 
 FORMAT_NAMES = {"epos": "EPOS", "pos": "POS", "pyccapt-raw": "pyccapt raw HDF5 (/dld)",
-                "processed-hdf5": "processed HDF5 (pandas)"}
+                "processed-hdf5": "processed HDF5 (pandas)", "apt": "AP Suite APT", "ato": "Rouen/GPM ATO"}
 
 
 def format_bytes(size: int) -> str:
@@ -150,8 +150,30 @@ class FileFactsBox(QGroupBox):
             label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
             self.labels[key] = label
             layout.addRow(title + ":", label)
+        self._form = layout
+        self._extra_rows = 0
 
-    def show_facts(self, path, format_name: str, size: int, rows: int, columns, note: str = "") -> None:
+    def _show_extra(self, facts) -> None:
+        """Rows after the fixed ones for facts only some formats have (e.g. an .apt file's header)."""
+        while self._extra_rows:
+            self._form.removeRow(self._form.rowCount() - 1)
+            self._extra_rows -= 1
+        for title, text in facts:
+            label = QLabel(text)
+            label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+            label.setWordWrap(True)
+            label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+            self._form.addRow(title + ":", label)
+            self.labels["extra:" + title] = label
+            self._extra_rows += 1
+
+    def show_facts(self, path, format_name: str, size: int, rows: int, columns, note: str = "",
+                   attrs=None) -> None:
+        from ..core.apt_format import format_facts
+
+        for key in [k for k in self.labels if k.startswith("extra:")]:
+            del self.labels[key]
+        self._show_extra(format_facts(format_name, attrs or {}))
         path = Path(path)
         self.labels["name"].setText(path.name)
         self.labels["name"].setToolTip(str(path))
@@ -163,12 +185,16 @@ class FileFactsBox(QGroupBox):
         self.labels["columns"].setToolTip("\n".join(columns))
 
     def clear(self) -> None:
+        for key in [k for k in self.labels if k.startswith("extra:")]:
+            del self.labels[key]
+        self._show_extra([])
         for label in self.labels.values():
             label.setText("–")
             label.setToolTip("")
 
     def text(self, key: str) -> str:
-        return self.labels[key].text()
+        """The text of a fact: a fixed key (``name``, ``rows``...) or an extra fact's title."""
+        return (self.labels.get(key) or self.labels["extra:" + key]).text()
 
 
 class SummaryBox(QGroupBox):

@@ -21,10 +21,10 @@ from ..core.roles import ROLE_LABELS, find_roles
 logger = logging.getLogger(__name__)
 
 #: Extensions aptviewer reads.
-SUPPORTED_SUFFIXES = (".epos", ".pos", ".h5", ".hdf5")
+SUPPORTED_SUFFIXES = (".epos", ".pos", ".apt", ".ato", ".h5", ".hdf5")
 #: Extensions of atom probe data files that aptviewer does not read (yet): a folder scan
 #: lists them as "skipped: unsupported format" instead of ignoring them.
-UNSUPPORTED_SUFFIXES = (".apt", ".ato", ".rhit", ".hits", ".str", ".cameca", ".rraw")
+UNSUPPORTED_SUFFIXES = (".rhit", ".hits", ".str", ".cameca", ".rraw")
 
 
 def is_supported(path) -> bool:
@@ -46,7 +46,7 @@ class NoAtomProbeDataError(DataFormatError):
 
 
 def check_format(path) -> str:
-    """The format of ``path`` (``epos``, ``pos``, ``pyccapt-raw``, ``processed-hdf5``).
+    """The format of ``path`` (``epos``, ``pos``, ``apt``, ``ato``, ``pyccapt-raw``, ``processed-hdf5``).
 
     Raises
     ------

@@ -89,3 +89,22 @@ def test_atomic_output_hands_out_a_fresh_name_and_needs_a_file(tmp_path):
         with atomic_output(tmp_path / "nothing.bin"):
             pass
     assert not (tmp_path / "nothing.bin").exists() and _leftovers(tmp_path) == []
+
+
+def test_partial_outputs_are_the_temporary_files_of_that_output_only(tmp_path):
+    target = tmp_path / "run[1]_corrected.h5"          # glob metacharacters in the name
+    with atomic_output(target) as temp:
+        temp.write_bytes(b"done")
+        # A process killed while writing leaves a file named like ``temp``.
+        stale = temp.with_name(f".{target.name}.0123456789ab.part")
+        assert temp.name.startswith(f".{target.name}.") and len(temp.name) == len(stale.name)
+        stale.write_bytes(b"half")
+        assert writers.partial_outputs(target) == sorted([stale, temp])
+    others = [tmp_path / ".run[1]_corrected.h5.notatag.part", tmp_path / ".other.h5.0123456789ab.part",
+              tmp_path / "run[1]_corrected.h5.0123456789ab.part"]
+    for other in others:
+        other.write_bytes(b"keep")
+    assert writers.partial_outputs(target) == [stale]
+    assert writers.remove_partial_outputs([target, tmp_path / "missing" / "x.h5"]) == [stale]
+    assert not stale.exists() and target.read_bytes() == b"done"
+    assert all(other.exists() for other in others)

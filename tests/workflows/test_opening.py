@@ -69,10 +69,10 @@ def test_string_columns_of_fixed_tables_read_exactly_as_pandas_reads_them(tmp_pa
 
 
 def test_unsupported_missing_and_broken_links(tmp_path):
-    ato = tmp_path / "run.ato"
-    ato.write_bytes(bytes(100))
-    with pytest.raises(UnsupportedFormatError, match="run.ato: unsupported format"):
-        check_format(ato)
+    rhit = tmp_path / "run.rhit"
+    rhit.write_bytes(bytes(100))
+    with pytest.raises(UnsupportedFormatError, match="run.rhit: unsupported format"):
+        check_format(rhit)
     with pytest.raises(FileNotFoundError, match="nope.epos: no such file"):
         open_for_analysis(tmp_path / "nope.epos")
     if sys.platform != "win32":
