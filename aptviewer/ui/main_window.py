@@ -52,6 +52,7 @@ from .jobs import (
 )
 from .multihit_view import MultihitView
 from .plots import HistoryPlot, HitMapPlot, SpectrumPlot, set_title
+from .ranging import install as install_ranging
 from .side_panel import SidePanel, format_bytes, format_rows
 from .single_instance import attach as attach_instance
 from .smoke import arm_smoke_test
@@ -130,6 +131,8 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._connect_panel()
         self._update_actions()
+        #: Ranges, composition panel and ion filter (aptviewer.ui.ranging).
+        self.ranging = install_ranging(self)
 
     # ==================================================================================
     # Construction
@@ -334,6 +337,7 @@ class MainWindow(QMainWindow):
     def _close_current(self) -> None:
         for kind in ("stream", "drift"):
             self.tasks.cancel(kind)
+        self.ranging.on_file_closed()
         self.multihit_view.set_table(None)
         if self.table is not None:
             self._retire_table(self.table)
@@ -380,11 +384,14 @@ class MainWindow(QMainWindow):
 
     def open_paths(self, paths) -> bool:
         """Open the first of ``paths`` and list the others in the Files box, to show with a click."""
+        paths, range_files = self.ranging.split_range_files(paths)
         paths = [Path(p) for p in paths]
         for path in paths:
             if path.is_file():
                 self.side_panel.files.add(path.resolve())
-        return self.open_path(paths[0]) if paths else False
+        opened = self.open_path(paths[0]) if paths else False
+        self.ranging.load_range_files(range_files)  # after the data: they win over a sibling range file
+        return opened
 
     def _fill_recent_menu(self) -> None:
         menu = self.recent_menu
