@@ -14,16 +14,12 @@ import csv
 import json
 import logging
 import os
-import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..core.errors import AptViewerError
 from ..core.lazy import DEFAULT_CHUNK_SIZE
 from ..core.multihit import (
     DEFAULT_MAX_MULTIPLICITY,
@@ -40,10 +36,6 @@ from ..core.readers import open_any
 from ..core.writers import atomic_output
 
 logger = logging.getLogger(__name__)
-
-
-class CorrelationRenderError(AptViewerError, RuntimeError):
-    """The child process that draws the correlation PNG failed."""
 
 
 @dataclass(frozen=True)
@@ -222,29 +214,19 @@ def load_snapshot_npz(path) -> MultihitSnapshot:
 
 def render_correlation_png_subprocess(snapshot: MultihitSnapshot, png_path, *, title: str = "",
                                       timeout: float = 300.0) -> Path:
-    """Draw the multi-hit figure to ``png_path`` with ``python -m aptviewer.ui.multihit_png`` (offscreen)."""
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    handle, npz_name = tempfile.mkstemp(prefix=f".{png_path.stem}.", suffix=".npz", dir=png_path.parent)
-    os.close(handle)
-    npz = Path(npz_name)
-    try:
-        save_snapshot_npz(snapshot, npz)
-        env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-        command = [sys.executable, "-m", "aptviewer.ui.multihit_png", str(npz), str(png_path), "--title", title]
-        try:
-            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired as exc:
-            raise CorrelationRenderError(f"{png_path}: drawing the correlation histogram took longer than "
-                                         f"{timeout:g} s") from exc
-        if done.returncode != 0:
-            tail = "\n".join((done.stderr or "").strip().splitlines()[-8:])
-            raise CorrelationRenderError(f"{png_path}: drawing the correlation histogram failed "
-                                         f"(exit code {done.returncode}): {tail}")
-    finally:
-        with contextlib.suppress(OSError):
-            npz.unlink()
-    return png_path
+    """Draw the multi-hit figure to ``png_path`` in a child process of its own (offscreen).
+
+    For many figures use one :class:`aptviewer.reports.PngRenderer` (one child for all).
+
+    Raises
+    ------
+    aptviewer.reports.PlotRenderError
+        If the child fails or times out (its error output is in the message).
+    """
+    from ..reports import PngRenderer
+
+    with PngRenderer(timeout=timeout) as renderer:
+        return renderer.render_multihit(snapshot, png_path, title=title)
 
 
 def multihit_output_paths(json_path) -> dict[str, Path]:
