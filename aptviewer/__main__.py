@@ -91,8 +91,8 @@ def demo_path() -> Path:
 
 
 def ensure_demo_dataset() -> Path:
-    """Create the demo EPOS if it is not there yet, and return its path."""
-    from .core.demo import write_demo_epos
+    """Create the demo EPOS and its range file if they are not there yet; return the EPOS's path."""
+    from .core.demo import write_demo_epos, write_demo_rrng
 
     path = demo_path()
     expected = DEMO_ROWS * 44
@@ -100,6 +100,9 @@ def ensure_demo_dataset() -> Path:
         # A third of the ions in multi-hit events (2-5 ions, with a dissociating molecular
         # ion), so that the Multi-hit tab shows a real correlation histogram.
         write_demo_epos(path, DEMO_ROWS, multihit_fraction=DEMO_MULTIHIT_FRACTION)
+    ranges = path.with_suffix(".rrng")  # the window loads it with the data (a sibling range file)
+    if not ranges.exists():
+        write_demo_rrng(ranges)
     return path
 
 

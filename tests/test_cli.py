@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -52,6 +53,7 @@ def test_demo_dataset_is_made_in_a_fresh_cache_folder(tmp_path, monkeypatch):
     from aptviewer.__main__ import DEMO_ROWS, ensure_demo_dataset
     from aptviewer.core import open_epos
     from aptviewer.core.multihit import stream_multihit
+    from aptviewer.core.ranging import range_counts, read_ranges
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # does not exist yet
     monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "cache"))
@@ -62,4 +64,11 @@ def test_demo_dataset_is_made_in_a_fresh_cache_folder(tmp_path, monkeypatch):
         # Realistic multi-hit events, every one well formed (the Multi-hit tab shows no warning).
         stats = stream_multihit(table, on_malformed="raise").stats
     assert 0.3 < stats.fraction_in_multiples < 0.4
+    # Its sibling range file reads back without warnings and ranges most ions.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ranges = read_ranges(path.with_suffix(".rrng"))
+    with open_epos(path) as table:
+        counts = range_counts(table, ranges)
+    assert len(ranges) == 15 and counts.counts.sum() > 0.85 * DEMO_ROWS
     assert ensure_demo_dataset() == path  # made once

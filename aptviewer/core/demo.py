@@ -168,3 +168,27 @@ def write_demo_epos(path, n_rows: int = 2_000_000, seed: int = 0, multihit_fract
             for block in iter_demo_records(int(n_rows), seed, multihit_fraction):
                 handle.write(block.tobytes())
     return path
+
+
+# The ion of each demo peak (formula, charge), in the order of _PEAKS.
+_PEAK_IONS = (("Al", 1), ("Al", 2), ("Al", 3), ("Mg", 2), ("Mg", 2), ("Mg", 2), ("Si", 2), ("Si", 2), ("Si", 2),
+              ("H", 1), ("H2", 1), ("AlO", 2), ("AlO", 1), ("Si", 1), ("Si", 1))
+_ION_COLOURS = {"Al": "#1f77b4", "Mg": "#2ca02c", "Si": "#ff7f0e", "H": "#7f7f7f", "H2": "#bcbd22", "AlO": "#d62728"}
+
+
+def demo_ranges():
+    """A :class:`~aptviewer.core.ranging.RangeSet` of the demo's peaks (the thermal tail included)."""
+    from .ranging import Ion, MassRange, RangeSet
+
+    ranges = []
+    for (centre, _), (formula, charge) in zip(_PEAKS, _PEAK_IONS):
+        ion = Ion.from_formula(formula, charge=charge, color=_ION_COLOURS[formula])
+        ranges.append(MassRange(round(centre - 0.12 / charge, 3), round(centre + 0.3 / charge, 3), ion))
+    return RangeSet(ranges)
+
+
+def write_demo_rrng(path) -> Path:
+    """Write :func:`demo_ranges` as an RRNG file (atomically); returns the path."""
+    from .ranging import write_rrng
+
+    return write_rrng(demo_ranges(), path)
