@@ -22,12 +22,14 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QMenu,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
     QToolButton,
@@ -477,11 +479,21 @@ class MultihitView(QWidget):
         splitter.setStretchFactor(1, 2)
         splitter.setSizes([620, 420])
         splitter.setChildrenCollapsible(False)
-        layout = QVBoxLayout(self)
+        content = QWidget()
+        layout = QVBoxLayout(content)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(controls)
         layout.addWidget(self.notice)
         layout.addWidget(splitter, 1)
+        # In a scroll area, so that the tab's controls never make the whole window wider
+        # than the screen (with the Composition dock open it was 1,540 px at least).
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setWidget(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
 
     @staticmethod
     def _mass_box(value: float, tip: str) -> QDoubleSpinBox:
