@@ -41,7 +41,7 @@ from ..core.lazy import DEFAULT_CHUNK_SIZE
 from ..core.multihit import Dissociation, MultihitSnapshot, describe_multiplicity, mirror_counts
 from ..workflows.multihit import MultihitParameters, analyse_multihit, write_correlation_csv
 from .export import export_plot_image
-from .plots import LOG_FLOOR, _BasePlot, _style_plot, nice_ceil, set_title
+from .plots import LOG_FLOOR, _BasePlot, _HistogramData, _style_plot, nice_ceil, set_title
 
 KIND = "multihit"
 #: The correlation filters offered, as (label, filter of core.multihit.parse_multiplicity).
@@ -63,7 +63,7 @@ def log_image(counts: np.ndarray) -> np.ndarray:
     return image
 
 
-class CorrelationPlot(_BasePlot):
+class CorrelationPlot(_HistogramData, _BasePlot):
     """The correlation histogram as an image, log colour scale with a colour bar, tracks on top."""
 
     def __init__(self, parent=None):
@@ -92,18 +92,6 @@ class CorrelationPlot(_BasePlot):
         self.tracks: list[tuple[Dissociation, list]] = []
         self.mirrored = False
         item.vb.sigRangeChangedManually.connect(self._stop_following)
-
-    @property
-    def counts(self) -> np.ndarray | None:
-        """The counts drawn (mirrored when the view is); a copy."""
-        return None if self._counts is None else self._counts.copy()
-
-    @property
-    def edges(self) -> np.ndarray | None:
-        return None if self._edges is None else self._edges.copy()
-
-    def has_data(self) -> bool:
-        return self._counts is not None
 
     def set_histogram(self, counts: np.ndarray, edges: np.ndarray, mirrored: bool = False) -> None:
         """Show ``counts`` (the core's, m1 <= m2) over ``edges``; ``mirrored`` draws both orders."""

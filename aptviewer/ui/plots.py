@@ -151,7 +151,26 @@ class _BasePlot(pg.PlotWidget):
         return False
 
 
-class SpectrumPlot(_BasePlot):
+class _HistogramData:
+    """The counts and edges a histogram plot last drew (``_counts``, ``_edges``), handed out as copies."""
+
+    _counts: np.ndarray | None = None
+    _edges: np.ndarray | None = None
+
+    @property
+    def counts(self) -> np.ndarray | None:
+        """The counts last given (not clipped for a log view); a copy."""
+        return None if self._counts is None else self._counts.copy()
+
+    @property
+    def edges(self) -> np.ndarray | None:
+        return None if self._edges is None else self._edges.copy()
+
+    def has_data(self) -> bool:
+        return self._counts is not None
+
+
+class SpectrumPlot(_HistogramData, _BasePlot):
     """A step histogram (``stepMode='center'``) with an optional log y axis.
 
     Parameters
@@ -190,18 +209,6 @@ class SpectrumPlot(_BasePlot):
         item.vb.sigRangeChangedManually.connect(self._stop_following)
 
     # -- data ---------------------------------------------------------------------------
-
-    @property
-    def counts(self) -> np.ndarray | None:
-        """The counts last given (not clipped for the log view)."""
-        return None if self._counts is None else self._counts.copy()
-
-    @property
-    def edges(self) -> np.ndarray | None:
-        return None if self._edges is None else self._edges.copy()
-
-    def has_data(self) -> bool:
-        return self._counts is not None
 
     def set_x_label(self, quantity: str, unit: str) -> None:
         self.quantity, self.unit = quantity, unit
