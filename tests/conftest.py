@@ -47,3 +47,20 @@ def _interpreter_settings_restored():
     gc.set_threshold(*thresholds)
     sys.setswitchinterval(interval)
     (gc.enable if enabled else gc.disable)()
+
+
+@pytest.fixture
+def count_reads(monkeypatch):
+    """Rows read through LazyTable.read_rows (the driver's one read path), per column."""
+    from aptviewer.core.lazy import LazyTable
+
+    rows: dict[str, int] = {}
+    original = LazyTable.read_rows
+
+    def counting(self, names, lo, hi, out=None):
+        for name in names:
+            rows[name] = rows.get(name, 0) + (hi - lo)
+        return original(self, names, lo, hi, out)
+
+    monkeypatch.setattr(LazyTable, "read_rows", counting)
+    return rows

@@ -7,24 +7,9 @@ import pandas as pd
 import pytest
 
 from aptviewer.core import OperationCancelled, correct_detector_coordinates, read_epos, reflectron
-from aptviewer.core.lazy import LazyTable
 from aptviewer.workflows import CorrectionParameters, run_correction
 
 PRESET = "4000xhr_erlangen_56_4833"
-
-
-@pytest.fixture
-def count_reads(monkeypatch):
-    rows: dict[str, int] = {}
-    original = LazyTable.read_rows
-
-    def counting(self, names, lo, hi, out=None):
-        for name in names:
-            rows[name] = rows.get(name, 0) + (hi - lo)
-        return original(self, names, lo, hi, out)
-
-    monkeypatch.setattr(LazyTable, "read_rows", counting)
-    return rows
 
 
 def test_both_outputs_and_the_hit_maps_read_the_input_once(demo_epos, tmp_path, count_reads):

@@ -13,26 +13,10 @@ from hypothesis import strategies as st
 
 from aptviewer.core import OperationCancelled, fetch_dataset_from_dld_grp, open_epos, summarize_processed_dataset
 from aptviewer.core import diagnostics
-from aptviewer.core.lazy import LazyTable
 from aptviewer.core.overview import processed_dataset_overview
 from aptviewer.workflows import Binning, ReportParameters, run_file_report, write_summary_json
 from aptviewer.workflows.report import PHASE_READING
 from tests._files import epos_with_zero_columns, pyccapt_raw
-
-
-@pytest.fixture
-def count_reads(monkeypatch):
-    """Rows read through LazyTable.read_rows (the driver's one read path), per column."""
-    rows: dict[str, int] = {}
-    original = LazyTable.read_rows
-
-    def counting(self, names, lo, hi, out=None):
-        for name in names:
-            rows[name] = rows.get(name, 0) + (hi - lo)
-        return original(self, names, lo, hi, out)
-
-    monkeypatch.setattr(LazyTable, "read_rows", counting)
-    return rows
 
 
 def test_one_pass_gives_the_overview_and_the_exact_summary(demo_epos, count_reads):
