@@ -25,7 +25,7 @@ def render_multihit_png(snapshot, path, *, title: str = "", size: tuple[int, int
     from PySide6.QtWidgets import QApplication, QGridLayout, QLabel, QWidget
 
     from ..core.multihit import describe_multiplicity
-    from ..core.writers import atomic_output
+    from .overview_png import save_png
     from .multihit_view import CorrelationPlot, MultiplicityPlot, SpectraPlot
     from .plots import set_title
 
@@ -61,11 +61,7 @@ def render_multihit_png(snapshot, path, *, title: str = "", size: tuple[int, int
         figure.show()
         for _ in range(3):
             app.processEvents()
-        image = figure.grab()
-        path = Path(path)
-        with atomic_output(path) as temp:
-            if not image.save(str(temp), "PNG"):
-                raise OSError(f"{path}: could not write the PNG")
+        path = save_png(figure.grab(), path)
     finally:
         figure.close()
         figure.deleteLater()

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.overview import coarsen_hit_map
+from ..core.writers import atomic_output
 
 logger = logging.getLogger(__name__)
 
@@ -253,8 +254,6 @@ def render_overview_png(overview, path, *, title: str = "", size: tuple[int, int
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QApplication
 
-    from ..core.writers import atomic_output
-
     _application()
     width, height = (int(v) for v in size)
     window = pg.GraphicsLayoutWidget(size=(width, height))
@@ -283,13 +282,19 @@ def render_overview_png(overview, path, *, title: str = "", size: tuple[int, int
         exporter = ImageExporter(window.scene())
         exporter.parameters()["width"] = width
         image = exporter.export(toBytes=True)
-        path = Path(path)
-        with atomic_output(path) as temp:
-            if not image.save(str(temp), "PNG"):
-                raise OSError(f"{path}: could not write the PNG")
+        path = save_png(image, path)
     finally:
         window.close()
         window.deleteLater()
+    return path
+
+
+def save_png(image, path) -> Path:
+    """Write a ``QImage``/``QPixmap`` to ``path`` as PNG, atomically; OSError if Qt cannot."""
+    path = Path(path)
+    with atomic_output(path) as temp:
+        if not image.save(str(temp), "PNG"):
+            raise OSError(f"{path}: could not write the PNG")
     return path
 
 
