@@ -8,13 +8,16 @@ rows of the file. :func:`drive` feeds chunks to a list of *consumers* (accumulat
 writers with ``needed_columns`` and ``update(chunk, start)``), so that a new analysis is a
 consumer plugged into an existing pass, not a new loop.
 
-Reading is done in one place so that read-ahead (the next chunk read while this one is
-processed) can be added here for every pass at once.
+Reading is done in one place, with read-ahead for every pass at once: while the caller
+works on one chunk of a file, a second thread reads the next (``pread`` releases the GIL),
+and the OS is asked to start on the one after. From a cold disk a pass then takes about
+as long as reading the file, not reading plus computing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 import numpy as np
@@ -119,14 +122,53 @@ def iter_chunks(source, columns: Sequence[str], chunk_size: int = DEFAULT_CHUNK_
     total = stop if total is None else int(total)
     what = what or _describe(source)
     read = _reader(source, names)
+    starts = range(start, stop, chunk_size)
+    if isinstance(source, LazyTable) and len(starts) > 1:
+        yield from _read_ahead(source, names, read, starts, stop, total, cancel, progress_callback, what)
+        return
     done = start
-    for lo in range(start, stop, chunk_size):
+    for lo in starts:
         raise_if_cancelled(cancel, what)
         hi = min(lo + chunk_size, stop)
         yield lo, read(lo, hi)
         done = hi
         report_progress(progress_callback, done, total)
     raise_if_cancelled(cancel, what)
+
+
+def _read_ahead(table: LazyTable, names, read, starts: range, stop: int, total: int, cancel, progress_callback,
+                what: str):
+    """:func:`iter_chunks` over a file: the next chunk is read on a second thread meanwhile.
+
+    Memory holds two chunks of the columns (the one yielded and the one being read).
+    """
+    step = starts.step
+
+    def fetch(lo):
+        hi = min(lo + step, stop)
+        if hi < stop:
+            table.prefetch(names, hi, min(hi + step, stop))
+        return read(lo, hi)
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aptviewer-read-ahead")
+    pending = None
+    try:
+        raise_if_cancelled(cancel, what)
+        pending = pool.submit(fetch, starts[0])
+        for index, lo in enumerate(starts):
+            chunk = pending.result()
+            pending = None
+            if index + 1 < len(starts):
+                raise_if_cancelled(cancel, what)
+                pending = pool.submit(fetch, starts[index + 1])
+            yield lo, chunk
+            del chunk
+            report_progress(progress_callback, min(lo + step, stop), total)
+        raise_if_cancelled(cancel, what)
+    finally:
+        if pending is not None:
+            pending.cancel()
+        pool.shutdown(wait=True)
 
 
 def drive(source, consumers: Sequence[Consumer], chunk_size: int = DEFAULT_CHUNK_SIZE, *, cancel=None,

@@ -29,7 +29,7 @@ DEFAULT_CHUNK_SIZE = 1 << 20
 
 # Rows copied per inner block when several fields of one record array are read together:
 # small enough that the records stay in the CPU cache while each field is extracted.
-_RECORD_BLOCK = 1 << 16
+_RECORD_BLOCK = 1 << 15
 
 
 #: Environment variable that caps the threads of whole-file operations (a positive integer).
@@ -104,7 +104,15 @@ def _check_chunk_size(chunk_size) -> int:
 
 
 class MappedRecords:
-    """A read-only memory map of a file of fixed-size binary records.
+    """A read-only file of fixed-size binary records: memory-mapped, and read by ``pread``.
+
+    Random access (a strided sample, single rows) indexes the memory map. Chunk reads
+    (:meth:`read_fields_into`, the path of every streaming pass) instead copy the records
+    with ``os.preadv`` into a small per-thread buffer and extract the fields from there:
+    the GIL is released while the disk works, so a worker streaming a file from a cold disk
+    never freezes the GUI thread with page faults taken under the GIL, and a second thread
+    can compute meanwhile. :meth:`prefetch` asks the OS to start reading a coming range.
+    Where ``preadv`` does not exist (Windows) chunks are copied from the map.
 
     Parameters
     ----------
@@ -125,6 +133,10 @@ class MappedRecords:
         self.offset = int(offset)
         self._lock = threading.Lock()
         self._mmap = None
+        self._fd = None
+        self._readers = 0
+        self._closing = False
+        self._buffers = threading.local()
         if self.n_records == 0:
             # mmap cannot map an empty file; an empty array stands in.
             self._records = np.empty(0, dtype=self.record_dtype)
@@ -133,6 +145,9 @@ class MappedRecords:
             self._mmap = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         self._records = np.frombuffer(self._mmap, dtype=self.record_dtype, count=self.n_records,
                                       offset=self.offset)
+        if _HAVE_PREAD:
+            self._fd = os.open(self.path, os.O_RDONLY)
+            _fadvise(self._fd, 0, 0, "POSIX_FADV_SEQUENTIAL")
 
     @property
     def closed(self) -> bool:
@@ -160,18 +175,76 @@ class MappedRecords:
         so the file is streamed through memory once instead of once per field.
         """
         records = self.records
-        for block_start in range(start, stop, _RECORD_BLOCK):
-            block_stop = min(block_start + _RECORD_BLOCK, stop)
-            block = records[block_start:block_stop]
-            lo, hi = block_start - start, block_stop - start
-            for field, out in zip(fields, outs):
-                np.copyto(out[lo:hi], block[field], casting="unsafe")
+        fd = self._enter_read() if _HAVE_PREAD else None
+        try:
+            for block_start in range(start, stop, _RECORD_BLOCK):
+                block_stop = min(block_start + _RECORD_BLOCK, stop)
+                if fd is None:
+                    block = records[block_start:block_stop]
+                else:
+                    block = self._pread_records(fd, block_start, block_stop)
+                lo, hi = block_start - start, block_stop - start
+                for field, out in zip(fields, outs):
+                    np.copyto(out[lo:hi], block[field], casting="unsafe")
+        finally:
+            if fd is not None:
+                self._leave_read()
+
+    def prefetch(self, start: int, stop: int) -> None:
+        """Ask the OS to start reading records ``start:stop`` in the background (a hint)."""
+        fd = self._fd
+        if fd is None or stop <= start or self._records is None:
+            return
+        size = self.record_dtype.itemsize
+        _fadvise(fd, self.offset + start * size, (stop - start) * size, "POSIX_FADV_WILLNEED")
+
+    def _pread_records(self, fd: int, start: int, stop: int) -> np.ndarray:
+        """Records ``start:stop`` read with ``preadv`` into this thread's reused buffer."""
+        size = self.record_dtype.itemsize
+        nbytes = (stop - start) * size
+        buffer = getattr(self._buffers, "block", None)
+        if buffer is None or len(buffer) < nbytes:
+            buffer = bytearray(max(nbytes, _RECORD_BLOCK * size))
+            self._buffers.block = buffer
+        view = memoryview(buffer)[:nbytes]
+        position = self.offset + start * size
+        done = 0
+        while done < nbytes:
+            got = os.preadv(fd, [view[done:]], position + done)
+            if got == 0:
+                raise DataFormatError(self.path, f"the file ended at byte {position + done:,} while reading "
+                                                 f"records {start:,} to {stop:,}; was it truncated while open?")
+            done += got
+        return np.frombuffer(buffer, dtype=self.record_dtype, count=stop - start)
+
+    def _enter_read(self) -> int:
+        with self._lock:
+            if self._fd is None or self._closing:
+                raise TableClosedError(f"{self.path}: the table was closed; open the file again to read it")
+            self._readers += 1
+            return self._fd
+
+    def _leave_read(self) -> None:
+        with self._lock:
+            self._readers -= 1
+            if self._closing and self._readers == 0:
+                self._close_fd()
+
+    def _close_fd(self) -> None:
+        # Called with the lock held, once no read uses the descriptor (so that its number
+        # cannot be reused by another file while a read is still in flight).
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def close(self) -> None:
         with self._lock:
             if self._records is None:
                 return
             self._records = None
+            self._closing = True
+            if self._readers == 0:
+                self._close_fd()
             if self._mmap is not None:
                 try:
                     self._mmap.close()
@@ -180,6 +253,18 @@ class MappedRecords:
                     # when that read's temporary view is garbage collected.
                     logger.debug("memory map of %s still in use; released on collection", self.path)
                 self._mmap = None
+
+
+_HAVE_PREAD = hasattr(os, "preadv")
+
+
+def _fadvise(fd: int, offset: int, length: int, advice: str) -> None:
+    """``os.posix_fadvise`` where the OS has it (a hint: failures are ignored)."""
+    if hasattr(os, "posix_fadvise"):
+        try:
+            os.posix_fadvise(fd, offset, length, getattr(os, advice))
+        except OSError:
+            pass
 
 
 class H5File:
@@ -567,6 +652,16 @@ class LazyTable:
             store = self._columns[group[0]]._source.store
             store.read_fields_into([self._columns[n]._source.field for n in group], [out[n] for n in group], lo, hi)
         return {name: out[name] for name in names}
+
+    def prefetch(self, names: Sequence[str], lo: int, hi: int) -> None:
+        """Hint the OS to start reading rows ``lo:hi`` of ``names`` (record files only)."""
+        seen = set()
+        for name in names:
+            source = self._columns[name]._source
+            store = getattr(source, "store", None)
+            if isinstance(source, _FieldSource) and id(store) not in seen:
+                seen.add(id(store))
+                store.prefetch(lo, hi)
 
     def to_dataframe(self, columns: Sequence[str] | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE, *,
                      progress_callback=None, cancel=None) -> pd.DataFrame:
