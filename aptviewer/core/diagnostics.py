@@ -13,9 +13,12 @@ A median is the value at one rank (two for an even count) of the sorted finite v
 Sorting needs the whole column in memory; instead the search narrows a range that must
 hold those ranks until the values in it can be picked out exactly:
 
-1. A strided sample of each column (at most ``2 * _SAMPLE_SIZE`` values, read without
-   touching the rest of the file) gives a bracket ``[lo, hi]`` around the median, wide
-   enough (several standard errors of the sample median) to hold it almost surely.
+1. A column shorter than ``2 * _SAMPLE_SIZE`` is simply kept whole by the first pass (a
+   few MB at most). Longer columns are sampled first: ``_SAMPLE_BLOCKS`` short runs of
+   rows spread evenly over the file, every column of a run read at once (a few MB, without
+   touching the rest of the file; a strided sample would fault in every page of a memory
+   map, once per column). The sample gives a bracket ``[lo, hi]`` around the median, a few
+   standard errors of the sample median wide, that holds it almost surely.
 2. One pass over the chunks computes every column's count, min and max, counts the
    values below and at the ends of the bracket and keeps the few values strictly inside
    it. When the middle ranks fall inside, a partial sort of those values gives them
@@ -43,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from .accumulate import Histogram1D
-from .driver import iter_chunks
+from .driver import iter_chunks, read_rows
 from .lazy import DEFAULT_CHUNK_SIZE, LazyTable, _check_chunk_size
 from .progress import report_progress
 from .roles import find_role, require_role
@@ -57,9 +60,11 @@ SUMMARY_ROLES = ("mc", "tof", "voltage", "det_x", "det_y", "multi", "delta_p")
 DRIFT_COLUMNS = ("segment", "segment_center", "peak_label", "peak_position", "peak_count")
 
 # Median search tuning (module constants so that tests can force every code path).
-_SAMPLE_SIZE = 1 << 17        # target size of the strided pre-sample of a column
+_SAMPLE_SIZE = 1 << 17        # target size of the pre-sample of a column
+_SAMPLE_BLOCKS = 1 << 10      # ... taken as this many runs of consecutive rows
 _BRACKET_SIGMAS = 6.0         # bracket half-width in standard errors of the sample median
-_GATHER_LIMIT = 1 << 19       # values kept per column for the exact selection
+_GATHER_LIMIT = 1 << 19       # values kept per column for the exact selection ...
+_GATHER_SHARE = 64            # ... or 1/64 of the column when that is more (a wide enough bracket)
 _RADIX_BITS = 16              # each refinement pass narrows the key range by 2**16
 _CHUNK_BYTES = 16 << 20       # rows per pass are capped so that one chunk of all columns fits
 
@@ -185,6 +190,8 @@ class _ColumnStats:
         self.int_bins = None
         self.n_lt_lo = self.n_le_lo = self.n_lt_hi = self.n_le_hi = 0
         self.kept: list[np.ndarray] | None = []
+        # A short column is kept whole in the first pass (no sample needed, no re-read).
+        self.keep_all = self.n_total < 2 * _SAMPLE_SIZE
         self.n_kept = 0
         # Refinement state: finite values with key < klo, and the key range holding the ranks.
         self.klo = self.khi = 0
@@ -202,6 +209,18 @@ class _ColumnStats:
         return values[np.isfinite(values)] if self.codec.is_float else values
 
     @property
+    def gather_limit(self) -> int:
+        """Values that may be kept in memory for the exact selection.
+
+        At least ``_GATHER_LIMIT``; for large columns a share of the column, so that the
+        first pass's bracket stays a few standard errors of the sample median wide (a
+        fixed limit would make it narrower and narrower, and the median would need a
+        second pass over the file more and more often). 1/64 of 230 M float32 values is
+        14 MB.
+        """
+        return max(_GATHER_LIMIT, self.n_total // _GATHER_SHARE)
+
+    @property
     def ranks(self) -> tuple[int, int]:
         return (self.count - 1) // 2, self.count // 2
 
@@ -216,7 +235,7 @@ class _ColumnStats:
         delta = math.ceil(_BRACKET_SIGMAS * math.sqrt(m) / 2) + 1
         # Expect at most half the gather limit inside the bracket (the sample stands for
         # n_total / m values each); a narrower bracket only risks a refinement pass.
-        delta = min(delta, max(1, int(_GATHER_LIMIT * m / (4 * max(self.n_total, 1)))))
+        delta = min(delta, max(1, int(self.gather_limit * m / (4 * max(self.n_total, 1)))))
         r_lo = max(0, math.floor(centre) - delta)
         r_hi = min(m - 1, math.ceil(centre) + delta)
         part = np.partition(sample, [r_lo, r_hi])
@@ -247,6 +266,9 @@ class _ColumnStats:
             self.low = low
         if self.high is None or high > self.high:
             self.high = high
+        if self.keep_all:
+            self.kept.append(values.copy())
+            return
         lo, hi = self.lo, self.hi
         if lo is None or low > hi:
             return  # no bracket, or the whole chunk lies above it: nothing to count
@@ -275,7 +297,7 @@ class _ColumnStats:
         inside = values[mask]
         if inside.size:
             self.n_kept += inside.size
-            if self.n_kept > _GATHER_LIMIT:
+            if self.n_kept > self.gather_limit:
                 self.kept = None  # too many: a refinement pass narrows the range instead
             else:
                 self.kept.append(inside)
@@ -284,6 +306,11 @@ class _ColumnStats:
         """Resolve the median from the first pass, or set up the refinement."""
         if self.count == 0:
             self.done = True
+            return
+        if self.keep_all:
+            values = np.concatenate(self.kept)
+            self.kept = None
+            self._finish(self._pick(values, list(self.ranks), from_keys=False))
             return
         key_of = self.codec.key_of
         k_low, k_high = key_of(self.low), key_of(self.high)
@@ -322,7 +349,7 @@ class _ColumnStats:
         self.klo, self.khi, self.below, self.inside = klo, khi, below, inside
         span = khi - klo + 1
         self.shift = max(0, span.bit_length() - _RADIX_BITS)
-        if self.shift and inside <= _GATHER_LIMIT:
+        if self.shift and inside <= self.gather_limit:
             self.mode = "gather"
             self.kept = []
         else:
@@ -440,10 +467,26 @@ class _ColumnStats:
                 f"{self.name}_median": self.median}
 
 
-def _sample(source, name: str, n: int) -> np.ndarray:
-    """About ``_SAMPLE_SIZE`` evenly strided values of a column (all of a short one)."""
-    step = max(1, n // _SAMPLE_SIZE)
-    return np.asarray(source[name][:n:step])
+def _samples(source, lengths: Mapping[str, int]) -> dict[str, np.ndarray]:
+    """About ``_SAMPLE_SIZE`` values of each column (all of a short one), for the brackets.
+
+    ``_SAMPLE_BLOCKS`` runs of consecutive rows, spread evenly over the rows, every column
+    of a run read in one call (one small read per run from a record file).
+    """
+    by_length: dict[int, list[str]] = {}
+    for name, length in lengths.items():
+        by_length.setdefault(length, []).append(name)
+    samples: dict[str, np.ndarray] = {}
+    for n, names in by_length.items():
+        if n < 2 * _SAMPLE_SIZE:
+            continue  # kept whole by the first pass instead (see _ColumnStats.keep_all)
+        blocks = max(1, min(_SAMPLE_BLOCKS, _SAMPLE_SIZE))
+        rows = max(1, _SAMPLE_SIZE // blocks)
+        starts = np.linspace(0, n - rows, blocks).astype(np.int64)
+        pieces = [read_rows(source, names, int(lo), int(lo) + rows) for lo in starts]
+        for name in names:
+            samples[name] = np.concatenate([piece[name] for piece in pieces])
+    return samples
 
 
 class SummaryAccumulator:
@@ -468,8 +511,9 @@ class SummaryAccumulator:
         self.data = _as_source(source, self.names)
         self.lengths = {name: len(self.data[name]) for name in self.names}
         self.stats = {name: _ColumnStats(name, self.data[name].dtype, self.lengths[name]) for name in self.names}
-        for name in self.names:
-            self.stats[name].set_bracket(_sample(self.data, name, self.lengths[name]))
+        samples = _samples(self.data, self.lengths)
+        for name, sample in samples.items():
+            self.stats[name].set_bracket(sample)
         self.passes = 1
         self.what = _what(source)
 

@@ -34,7 +34,8 @@ SEARCH_KNOBS = [(1 << 17, 1 << 19), (4, 3), (2, 1), (16, 2), (1, 1)]
 @contextlib.contextmanager
 def search_knobs(sample_size, gather_limit):
     with mock.patch.object(diagnostics, "_SAMPLE_SIZE", sample_size), \
-            mock.patch.object(diagnostics, "_GATHER_LIMIT", gather_limit):
+            mock.patch.object(diagnostics, "_GATHER_LIMIT", gather_limit), \
+            mock.patch.object(diagnostics, "_GATHER_SHARE", 1 << 62):
         yield
 
 

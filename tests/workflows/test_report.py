@@ -21,10 +21,14 @@ from tests._files import epos_with_zero_columns, pyccapt_raw
 
 def test_one_pass_gives_the_overview_and_the_exact_summary(demo_epos, count_reads):
     phases, progress = [], []
-    report = run_file_report(demo_epos, ReportParameters(chunk_size=7_000), phase_callback=phases.append,
-                             progress_callback=lambda d, t: progress.append((d, t)))
-    # Every column read once: the overview, the summary and the zero check share the pass.
-    assert count_reads and set(count_reads.values()) == {30_000}
+    with mock.patch.object(diagnostics, "_SAMPLE_SIZE", 2_048):
+        report = run_file_report(demo_epos, ReportParameters(chunk_size=7_000), phase_callback=phases.append,
+                                 progress_callback=lambda d, t: progress.append((d, t)))
+    # Every column read once: the overview, the summary and the zero check share the pass;
+    # the medians' brackets come from a sample of 1,024 runs of 2 rows read beforehand.
+    roles = {"m/n (Da)", "TOF (ns)", "HV_DC (V)", "det_x (mm)", "det_y (mm)", "ipp", "pslep"}
+    assert count_reads and {name: rows - 2_048 * (name in roles) for name, rows in count_reads.items()} == \
+        dict.fromkeys(count_reads, 30_000)
     assert phases == [PHASE_READING] and report.passes == 1
     assert progress == [(min(k + 7_000, 30_000), 30_000) for k in range(0, 30_000, 7_000)]
     with open_epos(demo_epos) as table:
@@ -44,7 +48,8 @@ def test_the_summary_is_exact_for_any_chunk_size_and_refinement_is_a_phase(chunk
             "multi": rng.integers(1, 3, 2_000)}
     phases, progress = [], []
     # A one-value sample cannot bracket the median: the refinement passes must run.
-    knobs = (mock.patch.object(diagnostics, "_SAMPLE_SIZE", 1), mock.patch.object(diagnostics, "_GATHER_LIMIT", 1))
+    knobs = (mock.patch.object(diagnostics, "_SAMPLE_SIZE", 1), mock.patch.object(diagnostics, "_GATHER_LIMIT", 1),
+             mock.patch.object(diagnostics, "_GATHER_SHARE", 1 << 62))
     with contextlib.ExitStack() as stack:
         if hard:
             for knob in knobs:
@@ -102,12 +107,13 @@ def test_extras_are_fed_by_the_same_pass(demo_epos, count_reads):
         def result(self):
             return {"count": self.count}
 
-    report = run_file_report(demo_epos, ReportParameters(chunk_size=9_000, extras=(MassAbove(),)))
+    with mock.patch.object(diagnostics, "_SAMPLE_SIZE", 2_048):
+        report = run_file_report(demo_epos, ReportParameters(chunk_size=9_000, extras=(MassAbove(),)))
     with open_epos(demo_epos) as table:
         expected = int(np.count_nonzero(table["m/n (Da)"][:] > 50))
     assert report.extras == {"heavy_ions": {"count": expected}}
     assert report.to_json()["heavy_ions"] == {"count": expected}
-    assert count_reads["m/n (Da)"] == 30_000  # no second pass for the extra
+    assert count_reads["m/n (Da)"] == 30_000 + 2_048  # the pass and the medians' sample: no pass for the extra
 
 
 def test_binning_uses_one_vocabulary_and_is_validated(demo_epos):
@@ -127,6 +133,8 @@ def test_binning_uses_one_vocabulary_and_is_validated(demo_epos):
 def test_cancel_stops_within_a_chunk(demo_epos, count_reads):
     calls = []
     with pytest.raises(OperationCancelled):
-        run_file_report(demo_epos, ReportParameters(chunk_size=5_000),
-                        progress_callback=lambda d, t: calls.append(d), cancel=lambda: len(calls) >= 2)
-    assert calls == [5_000, 10_000] and count_reads["m/n (Da)"] == 10_000
+        with mock.patch.object(diagnostics, "_SAMPLE_SIZE", 2_048):
+            run_file_report(demo_epos, ReportParameters(chunk_size=5_000),
+                            progress_callback=lambda d, t: calls.append(d), cancel=lambda: len(calls) >= 2)
+    # Two chunks were processed; the read-ahead may have read the third, never more.
+    assert calls == [5_000, 10_000] and 10_000 <= count_reads["m/n (Da)"] - 2_048 <= 15_000
