@@ -38,6 +38,7 @@ are handed to ``np.median`` itself, so the even-count average follows NumPy's dt
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -46,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from .accumulate import Histogram1D
-from .driver import iter_chunks, read_rows
+from .driver import iter_chunks, sample_rows
 from .lazy import DEFAULT_CHUNK_SIZE, LazyTable, _check_chunk_size
 from .progress import report_progress
 from .roles import find_role, require_role
@@ -468,24 +469,17 @@ class _ColumnStats:
 
 
 def _samples(source, lengths: Mapping[str, int]) -> dict[str, np.ndarray]:
-    """About ``_SAMPLE_SIZE`` values of each column (all of a short one), for the brackets.
+    """About ``_SAMPLE_SIZE`` values of each column longer than ``2 * _SAMPLE_SIZE``.
 
-    ``_SAMPLE_BLOCKS`` runs of consecutive rows, spread evenly over the rows, every column
-    of a run read in one call (one small read per run from a record file).
+    Shorter columns are kept whole by the first pass instead (see ``_ColumnStats.keep_all``).
     """
     by_length: dict[int, list[str]] = {}
     for name, length in lengths.items():
-        by_length.setdefault(length, []).append(name)
+        if length >= 2 * _SAMPLE_SIZE:
+            by_length.setdefault(length, []).append(name)
     samples: dict[str, np.ndarray] = {}
-    for n, names in by_length.items():
-        if n < 2 * _SAMPLE_SIZE:
-            continue  # kept whole by the first pass instead (see _ColumnStats.keep_all)
-        blocks = max(1, min(_SAMPLE_BLOCKS, _SAMPLE_SIZE))
-        rows = max(1, _SAMPLE_SIZE // blocks)
-        starts = np.linspace(0, n - rows, blocks).astype(np.int64)
-        pieces = [read_rows(source, names, int(lo), int(lo) + rows) for lo in starts]
-        for name in names:
-            samples[name] = np.concatenate([piece[name] for piece in pieces])
+    for names in by_length.values():
+        samples.update(sample_rows(source, names, _SAMPLE_SIZE, _SAMPLE_BLOCKS))
     return samples
 
 
@@ -527,8 +521,12 @@ class SummaryAccumulator:
         return len(set(self.lengths.values())) <= 1
 
     def update(self, chunk, start: int = 0) -> None:
-        for name in self.names:
-            self.stats[name].first_pass(np.asarray(chunk[name]))
+        for task in self.tasks(chunk, start):
+            task()
+
+    def tasks(self, chunk, start: int = 0) -> list:
+        """:meth:`update` as independent callables (one per column), for the chunk driver."""
+        return [functools.partial(self.stats[name].first_pass, np.asarray(chunk[name])) for name in self.names]
 
     def run_first_pass(self, chunk_size: int = DEFAULT_CHUNK_SIZE, *, cancel=None, progress_callback=None) -> None:
         """The first pass on its own (when it cannot share a pass), then :meth:`finish_first_pass`."""

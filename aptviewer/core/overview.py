@@ -8,13 +8,14 @@ over a whole table for the batch mode and notebooks. Both produce the same plain
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from .accumulate import Histogram1D, Histogram2D
-from .driver import drive
+from .driver import drive, read_rows, sample_rows, source_length
 from .lazy import DEFAULT_CHUNK_SIZE, LazyTable
 from .roles import find_roles
 
@@ -157,10 +158,18 @@ class OverviewAccumulator:
 
     def update(self, chunk, start: int) -> None:
         """Add a chunk ``{name: ndarray}`` whose first row is row ``start`` of the table."""
+        for task in self.tasks(chunk, start):
+            task()
+
+    def tasks(self, chunk, start: int) -> list:
+        """:meth:`update` as independent callables (one per histogram), for the chunk driver."""
+        tasks = [functools.partial(hist.update, chunk) for hist in (self._mc, self._tof, self._detector)
+                 if hist is not None]
+        tasks.append(functools.partial(self._update_history, chunk, start))
+        return tasks
+
+    def _update_history(self, chunk, start: int) -> None:
         n = len(next(iter(chunk.values()))) if len(chunk) else 0
-        for hist in (self._mc, self._tof, self._detector):
-            if hist is not None:
-                hist.update(chunk)
         if self._history:
             index = self._history_index
             lo, hi = np.searchsorted(index, [start, start + n])
@@ -246,20 +255,21 @@ def processed_dataset_overview(source, mc_max=100.0, tof_max=5000.0, bin_size=0.
 def detector_extent(source, names, margin: float = DETECTOR_MARGIN):
     """A square ``(low, high)`` range that holds the detector hits of ``source``, or ``None``.
 
-    Found from an evenly strided sample of each column (at most
-    :data:`DETECTOR_SAMPLE_SIZE` values, read without touching the rest of the file) and
-    widened by ``margin`` of its width on each side; hits outside it are counted by the
+    Found from a sample of the rows (:func:`~aptviewer.core.driver.sample_rows`: at most
+    about :data:`DETECTOR_SAMPLE_SIZE` rows in a few small reads, the last row included)
+    and widened by ``margin`` of its width on each side; hits outside it are counted by the
     overview (:attr:`DatasetOverview.detector_outside`), never dropped silently.
     ``None`` when the columns hold no finite value.
     """
+    names = list(names)
+    n = source_length(source, names)
+    sample = sample_rows(source, names, DETECTOR_SAMPLE_SIZE, blocks=256)
+    last = read_rows(source, names, n - 1, n) if n else {}
     lows, highs = [], []
     for name in names:
-        column = source[name]
-        n = len(column)
-        step = max(1, n // DETECTOR_SAMPLE_SIZE)
-        values = np.asarray(column[:n:step], dtype=np.float64)
+        values = np.asarray(sample[name], dtype=np.float64)
         if n:
-            values = np.append(values, np.asarray(column[n - 1:n], dtype=np.float64))
+            values = np.append(values, np.asarray(last[name], dtype=np.float64))
         values = values[np.isfinite(values)]
         if values.size:
             lows.append(values.min())

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from aptviewer.core import OperationCancelled, correct_detector_coordinates, read_epos, reflectron
+from aptviewer.core import OperationCancelled, correct_detector_coordinates, overview, read_epos, reflectron
 from aptviewer.workflows import CorrectionParameters, run_correction
 
 PRESET = "4000xhr_erlangen_56_4833"
@@ -15,10 +17,13 @@ PRESET = "4000xhr_erlangen_56_4833"
 def test_both_outputs_and_the_hit_maps_read_the_input_once(demo_epos, tmp_path, count_reads):
     params = CorrectionParameters(demo_epos, tmp_path / "c.h5", preset=PRESET, output_epos=tmp_path / "c.epos",
                                   chunk_size=7_000, hit_map_bins=64)
-    result = run_correction(params)
-    # Every input column was read exactly once (the hit maps' strided sample aside, which
-    # reads 1 row in 2**16 / n and is not a pass).
-    assert set(count_reads.values()) == {30_000}
+    with mock.patch.object(overview, "DETECTOR_SAMPLE_SIZE", 1_024):
+        result = run_correction(params)
+    # Every input column was read exactly once, but for the hit map's range: a sample of
+    # 256 runs of 4 rows and the last row of the detector columns, not a pass.
+    sampled = {"det_x (mm)", "det_y (mm)"}
+    assert count_reads and {name: rows - 1_025 * (name in sampled) for name, rows in count_reads.items()} == \
+        dict.fromkeys(count_reads, 30_000)
     assert result.rows == 30_000 and result.output_epos == tmp_path / "c.epos"
     alone = tmp_path / "alone.h5"
     reflectron.correct_epos_streaming(demo_epos, PRESET, alone)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aptviewer.core import OperationCancelled, fetch_dataset_from_dld_grp, open_epos, summarize_processed_dataset
-from aptviewer.core import diagnostics
+from aptviewer.core import diagnostics, overview
 from aptviewer.core.overview import processed_dataset_overview
 from aptviewer.workflows import Binning, ReportParameters, run_file_report, write_summary_json
 from aptviewer.workflows.report import PHASE_READING
@@ -21,17 +21,20 @@ from tests._files import epos_with_zero_columns, pyccapt_raw
 
 def test_one_pass_gives_the_overview_and_the_exact_summary(demo_epos, count_reads):
     phases, progress = [], []
-    with mock.patch.object(diagnostics, "_SAMPLE_SIZE", 2_048):
+    with mock.patch.object(diagnostics, "_SAMPLE_SIZE", 2_048), mock.patch.object(overview, "DETECTOR_SAMPLE_SIZE",
+                                                                                  1_024):
         report = run_file_report(demo_epos, ReportParameters(chunk_size=7_000), phase_callback=phases.append,
                                  progress_callback=lambda d, t: progress.append((d, t)))
-    # Every column read once: the overview, the summary and the zero check share the pass;
-    # the medians' brackets come from a sample of 1,024 runs of 2 rows read beforehand.
+    # Every column read once: the overview, the summary and the zero check share the pass.
+    # Beforehand, the medians' brackets read a sample of 1,024 runs of 2 rows, and the hit
+    # map's range 256 runs of 4 rows and the last row.
     roles = {"m/n (Da)", "TOF (ns)", "HV_DC (V)", "det_x (mm)", "det_y (mm)", "ipp", "pslep"}
-    assert count_reads and {name: rows - 2_048 * (name in roles) for name, rows in count_reads.items()} == \
+    sampled = {name: 2_048 * (name in roles) + 1_025 * (name in ("det_x (mm)", "det_y (mm)")) for name in count_reads}
+    assert count_reads and {name: rows - sampled[name] for name, rows in count_reads.items()} == \
         dict.fromkeys(count_reads, 30_000)
     assert phases == [PHASE_READING] and report.passes == 1
     assert progress == [(min(k + 7_000, 30_000), 30_000) for k in range(0, 30_000, 7_000)]
-    with open_epos(demo_epos) as table:
+    with open_epos(demo_epos) as table, mock.patch.object(overview, "DETECTOR_SAMPLE_SIZE", 1_024):
         assert report.summary == summarize_processed_dataset(table)
         reference = processed_dataset_overview(table)
     np.testing.assert_array_equal(report.overview.mc_counts, reference.mc_counts)
