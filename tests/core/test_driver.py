@@ -131,3 +131,39 @@ def test_chunked_histograms_report_progress_and_stop_on_cancel(demo_epos):
             chunked_histogram(table["m/n (Da)"], 100, (0, 100), chunk_size=4_000, cancel=lambda: True)
         with pytest.raises(OperationCancelled):
             chunked_histogram2d(table["det_x (mm)"], table["det_y (mm)"], 16, chunk_size=4_000, cancel=lambda: True)
+
+
+def test_consumers_split_into_tasks_run_in_parallel_and_see_one_chunk_at_a_time():
+    import threading
+
+    from aptviewer.core.driver import drive
+
+    class Split:
+        needed_columns = ["a"]
+
+        def __init__(self):
+            self.sums, self.threads = [0, 0], set()
+            self.lock = threading.Lock()
+
+        def update(self, chunk, start):
+            for task in self.tasks(chunk, start):
+                task()
+
+        def tasks(self, chunk, start):
+            def part(k):
+                def run():
+                    with self.lock:
+                        self.threads.add(threading.get_ident())
+                    self.sums[k] += int(chunk["a"][k::2].sum())
+                return run
+            return [part(0), part(1)]
+
+    class OverridesUpdate(Split):
+        def update(self, chunk, start):  # tasks must not bypass an overriding update
+            self.sums[0] += int(chunk["a"].sum())
+
+    data = {"a": np.arange(10_001)}
+    split, plain = Split(), OverridesUpdate()
+    assert drive(data, [split, plain], chunk_size=1_000) == 10_001
+    assert sum(split.sums) == plain.sums[0] == int(data["a"].sum()) and plain.sums[1] == 0
+    assert split.sums[0] == sum(int(data["a"][lo:lo + 1_000][0::2].sum()) for lo in range(0, 10_001, 1_000))

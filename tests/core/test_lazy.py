@@ -163,3 +163,70 @@ def test_the_threads_of_whole_file_operations_can_be_capped(value, expected):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     default = max(1, min(4, os.cpu_count() or 1))
     assert int(out) == (default if expected is None else min(default, expected))
+
+
+# -- the read paths of record files: memory map, buffered pread, direct I/O ---------------
+
+_RECORD = np.dtype([("a", ">f4"), ("b", ">i8"), ("c", ">f4")])  # 16 bytes: rows straddle 4 KiB pages
+
+
+@pytest.fixture(scope="module")
+def record_file(tmp_path_factory):
+    """A file of a 3-byte header and 20,000 big-endian records (a section at an odd offset)."""
+    rng = np.random.default_rng(5)
+    records = np.zeros(20_000, dtype=_RECORD)
+    records["a"], records["b"], records["c"] = rng.random(20_000), rng.integers(-9, 9, 20_000), rng.random(20_000)
+    path = tmp_path_factory.mktemp("records") / "r.bin"
+    path.write_bytes(b"hdr" + records.tobytes() + b"tail")
+    return path, records
+
+
+def _store(path, big: bool, monkeypatch):
+    from aptviewer.core import lazy
+
+    # A file "larger than the memory" is read with direct I/O (where the file system allows)
+    # and dropped from the cache behind the reader; a small one by buffered pread.
+    monkeypatch.setattr(lazy, "memory_budget", lambda: 0 if big else 1 << 40)
+    monkeypatch.setattr(lazy, "_RECORD_BLOCK", 1_000)
+    return lazy.MappedRecords(path, _RECORD, 20_000, offset=3)
+
+
+@pytest.mark.parametrize("big", [False, True])
+@settings(max_examples=60, deadline=None)
+@given(start=st.integers(0, 20_000), length=st.integers(0, 20_000))
+def test_chunk_reads_equal_the_records_whatever_the_path(record_file, monkeypatch_module, big, start, length):
+    path, records = record_file
+    store = _store(path, big, monkeypatch_module)
+    try:
+        if big:
+            assert store.drop_behind and (store._direct_fd is not None) == _direct_io_works(path)
+        stop = min(start + length, 20_000)
+        outs = [np.empty(stop - start, dtype=np.float64), np.empty(stop - start, dtype=np.int64)]
+        store.read_fields_into(["a", "b"], outs, start, stop)
+        np.testing.assert_array_equal(outs[0], records["a"][start:stop].astype(np.float64))
+        np.testing.assert_array_equal(outs[1], records["b"][start:stop])
+    finally:
+        store.close()
+
+
+def _direct_io_works(path) -> bool:
+    import os
+
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_DIRECT))
+    except (AttributeError, OSError):
+        return False  # not Linux, or a file system without direct I/O (tmpfs)
+    return True
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def test_a_closed_store_refuses_chunk_reads(record_file, monkeypatch):
+    store = _store(record_file[0], True, monkeypatch)
+    store.close()
+    with pytest.raises(TableClosedError):
+        store.read_fields_into(["a"], [np.empty(10)], 0, 10)
