@@ -218,7 +218,7 @@ def drive(source, consumers: Sequence[Consumer], chunk_size: int = DEFAULT_CHUNK
                 for consumer in consumers:
                     consumer.update(chunk, lo)
             else:
-                _run_all(pool, [task for consumer in consumers for task in _tasks_of(consumer, chunk, lo)])
+                run_all(pool, [task for consumer in consumers for task in _tasks_of(consumer, chunk, lo)])
             rows = lo + len(chunk[names[0]])
             if on_chunk is not None:
                 on_chunk(rows)
@@ -245,7 +245,7 @@ def _updates_through_tasks(consumer) -> bool:
     return owner["tasks"] is not None and owner["tasks"] is owner["update"]
 
 
-def _run_all(pool: ThreadPoolExecutor, tasks: list) -> None:
+def run_all(pool: ThreadPoolExecutor, tasks: list) -> None:
     """Run ``tasks`` on ``pool`` and wait for all; the first error is raised once all are done."""
     futures = [pool.submit(task) for task in tasks]
     error = None

@@ -188,6 +188,7 @@ def _store(path, big: bool, monkeypatch):
     # and dropped from the cache behind the reader; a small one by buffered pread.
     monkeypatch.setattr(lazy, "memory_budget", lambda: 0 if big else 1 << 40)
     monkeypatch.setattr(lazy, "_RECORD_BLOCK", 1_000)
+    monkeypatch.setattr(lazy, "_DIRECT_PART_MIN", 4_096)  # direct reads split into parallel parts
     return lazy.MappedRecords(path, _RECORD, 20_000, offset=3)
 
 
