@@ -25,6 +25,8 @@ DEFAULT_DETECTOR_RANGE = {"mm": (-40.0, 40.0), "cm": (-4.0, 4.0)}
 DETECTOR_SAMPLE_SIZE = 1 << 16
 #: Margin added on each side of the sampled extent, as a fraction of its width.
 DETECTOR_MARGIN = 0.03
+# Chunks of fewer than twice this many rows are not split between threads.
+_MIN_SPLIT_ROWS = 1 << 15
 
 
 @dataclass
@@ -162,9 +164,17 @@ class OverviewAccumulator:
             task()
 
     def tasks(self, chunk, start: int) -> list:
-        """:meth:`update` as independent callables (one per histogram), for the chunk driver."""
-        tasks = [functools.partial(hist.update, chunk) for hist in (self._mc, self._tof, self._detector)
-                 if hist is not None]
+        """:meth:`update` as independent callables, for the chunk driver.
+
+        Each histogram gets both halves of the chunk as two tasks (its counts are added
+        under a lock), so that the hit map, the biggest task, does not hold the chunk up.
+        """
+        n = len(next(iter(chunk.values()))) if len(chunk) else 0
+        halves = [chunk] if n < 2 * _MIN_SPLIT_ROWS else [
+            {name: values[:n // 2] for name, values in chunk.items()},
+            {name: values[n // 2:] for name, values in chunk.items()}]
+        tasks = [functools.partial(hist.update, part) for hist in (self._detector, self._mc, self._tof)
+                 if hist is not None for part in halves]
         tasks.append(functools.partial(self._update_history, chunk, start))
         return tasks
 
