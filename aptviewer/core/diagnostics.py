@@ -43,14 +43,13 @@ import functools
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 
 from .accumulate import Histogram1D
 from .driver import iter_chunks, run_all, sample_rows
-from .lazy import DEFAULT_CHUNK_SIZE, PARALLEL_THREADS, LazyTable, _check_chunk_size
+from .lazy import DEFAULT_CHUNK_SIZE, PARALLEL_THREADS, LazyTable, _check_chunk_size, helper_pool
 from .progress import report_progress
 from .roles import find_role, require_role
 
@@ -476,7 +475,7 @@ def _column_pool(columns: int):
     if PARALLEL_THREADS < 2 or columns < 2:
         yield None
         return
-    with ThreadPoolExecutor(max_workers=PARALLEL_THREADS, thread_name_prefix="aptviewer-summary") as pool:
+    with helper_pool(PARALLEL_THREADS, "summary") as pool:
         yield pool
 
 

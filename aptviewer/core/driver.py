@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from .lazy import DEFAULT_CHUNK_SIZE, PARALLEL_THREADS, LazyTable, _check_chunk_size
+from .lazy import DEFAULT_CHUNK_SIZE, PARALLEL_THREADS, LazyTable, _check_chunk_size, helper_pool
 from .progress import raise_if_cancelled, report_progress
 
 
@@ -169,7 +169,7 @@ def _read_ahead(table: LazyTable, names, read, starts: range, stop: int, total: 
             table.prefetch(names, hi, min(hi + step, stop))
         return read(lo, hi)
 
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aptviewer-read-ahead")
+    pool = helper_pool(1, "read-ahead")
     pending = None
     try:
         raise_if_cancelled(cancel, what)
@@ -208,7 +208,7 @@ def drive(source, consumers: Sequence[Consumer], chunk_size: int = DEFAULT_CHUNK
     if not names:
         raise_if_cancelled(cancel, what or _describe(source))
         return 0
-    pool = ThreadPoolExecutor(max_workers=PARALLEL_THREADS, thread_name_prefix="aptviewer-consumer") \
+    pool = helper_pool(PARALLEL_THREADS, "consumer") \
         if PARALLEL_THREADS > 1 and len(consumers) + sum(map(_updates_through_tasks, consumers)) > 1 else None
     rows = 0
     try:

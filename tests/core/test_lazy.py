@@ -231,3 +231,18 @@ def test_a_closed_store_refuses_chunk_reads(record_file, monkeypatch):
     store.close()
     with pytest.raises(TableClosedError):
         store.read_fields_into(["a"], [np.empty(10)], 0, 10)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "setpriority"), reason="thread priorities are set on Linux only")
+def test_helper_threads_run_below_the_caller():
+    import os
+    import threading
+
+    from aptviewer.core import lazy
+
+    def niceness():
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    with lazy.helper_pool(1, "test") as pool:
+        helper = pool.submit(niceness).result()
+    assert helper == min(19, niceness() + lazy.HELPER_NICENESS)
