@@ -49,27 +49,53 @@ def _anon_kb(pid: int) -> int:
     return 0
 
 
-def measure_once(operation: str, setup: str = "") -> dict:
-    """Run ``operation`` once after ``setup`` in a fresh interpreter; wall and memory figures."""
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return [int(p) for p in handle.read().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants."""
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        todo.extend(_children(current))
+    return pids
+
+
+def measure_once(operation: str, setup: str = "", *, prefix=(), tree: bool = False, poll_s: float = 0.001) -> dict:
+    """Run ``operation`` once after ``setup`` in a fresh interpreter; wall and memory figures.
+
+    ``prefix`` is put before the interpreter's command line (e.g. ``memlimit 8G``). With
+    ``tree`` the peak is the sum over the child and its descendants (the interpreter may be
+    a grandchild, under ``prefix``), and the figures include ``stderr``.
+    """
     code = _CHILD.format(setup=textwrap.dedent(setup), operation=textwrap.dedent(operation))
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*prefix, sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE if tree else None, text=True)
     first = proc.stdout.readline()
     if not first:
         proc.wait()
-        raise RuntimeError(f"benchmark child failed during setup (rc={proc.returncode})")
+        raise RuntimeError(f"benchmark child failed during setup (rc={proc.returncode})"
+                           + (f":\n{proc.stderr.read()[-3000:]}" if tree else ""))
     baseline = json.loads(first)["baseline_kb"]
     proc.stdin.write("go\n")
     proc.stdin.flush()
     peak = baseline
     while proc.poll() is None:
-        peak = max(peak, _anon_kb(proc.pid))
-        time.sleep(0.001)
+        peak = max(peak, sum(_anon_kb(pid) for pid in process_tree(proc.pid)) if tree else _anon_kb(proc.pid))
+        time.sleep(poll_s)
     out = proc.stdout.read().strip().splitlines()
+    err = proc.stderr.read() if tree else ""
     if proc.returncode != 0 or not out:
-        raise RuntimeError(f"benchmark child failed (rc={proc.returncode})")
+        raise RuntimeError(f"benchmark child failed (rc={proc.returncode})" + (f":\n{err[-3000:]}" if err else ""))
     result = json.loads(out[-1])
     return {"wall_s": result["wall_s"], "peak_anon_mb": (peak - baseline) / 1024,
-            "baseline_mb": baseline / 1024, "extra": result.get("extra")}
+            "baseline_mb": baseline / 1024, "extra": result.get("extra"), "stderr": err}
 
 
 def measure(operation: str, setup: str = "", repeat: int = 3) -> dict:

@@ -52,26 +52,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import DATA_DIR, print_table  # noqa: E402
+from _harness import DATA_DIR, measure_once, print_table  # noqa: E402
+from bench_gui import SETUP as GUI_SETUP  # noqa: E402
+from bench_reflectron import FLOOR as APPEND, FLOOR_SETUP as APPEND_BLOCKS  # noqa: E402
 
 ROWS = 230_000_000
 MEMLIMIT = Path(__file__).resolve().parents[2] / "shared" / "tools" / "memlimit"
 LIMIT = "8G"
 PRESET = "4000xhr_erlangen_56_4833"
-
-_CHILD = r'''
-import json, sys, time
-{setup}
-def _anon_kb():
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("RssAnon:"))
-print(json.dumps({{"baseline_kb": _anon_kb()}}), flush=True)
-sys.stdin.readline()
-_t0 = time.perf_counter()
-{operation}
-_wall = time.perf_counter() - _t0
-print(json.dumps({{"wall_s": _wall, "extra": globals().get("RESULT")}}), flush=True)
-'''
 
 OPEN = """
 from aptviewer.core import open_epos
@@ -125,55 +113,7 @@ import shutil
 shutil.rmtree(out)
 """
 
-WINDOW = """
-import os, time
-os.environ["QT_QPA_PLATFORM"] = "offscreen"
-from PySide6.QtCore import QEvent, QEventLoop, QObject, QSettings, QTimer
-from PySide6.QtWidgets import QApplication
-import tempfile
-settings_dir = tempfile.TemporaryDirectory(prefix="aptviewer-bench-")
-QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, settings_dir.name)
-app = QApplication([])
-from aptviewer.ui import build_main_window
-window = build_main_window()
-window.resize(1400, 900)
-window.show()
-for _ in range(20):
-    app.processEvents()
-marks = {{}}
-state = {{"last_tick": None, "max_gap": 0.0, "streaming": False, "drawn": False, "complete": False}}
-
-def on_drawn(complete):
-    state["drawn"] = True
-    state["complete"] = state["complete"] or complete
-
-class PaintSpy(QObject):
-    def eventFilter(self, obj, event):
-        if event.type() == QEvent.Paint:
-            now = time.perf_counter()
-            if state["drawn"] and "first_paint" not in marks:
-                marks["first_paint"] = now
-            if state["complete"] and "complete_paint" not in marks:
-                marks["complete_paint"] = now
-        return False
-
-spy = PaintSpy()
-window.plots["mass"].viewport().installEventFilter(spy)
-window.overview_drawn.connect(on_drawn)
-
-def tick():
-    now = time.perf_counter()
-    if state["streaming"] and state["last_tick"] is not None:
-        state["max_gap"] = max(state["max_gap"], now - state["last_tick"] - 0.010)
-    state["last_tick"] = now
-
-probe = QTimer()
-probe.setInterval(10)
-probe.timeout.connect(tick)
-probe.start()
-loop = QEventLoop()
-window.task_ended.connect(lambda kind, outcome: loop.quit() if kind == "stream" else None)
-""", """
+WINDOW = GUI_SETUP.replace("BIG = {path!r}", ""), """
 state["streaming"] = True
 state["last_tick"] = time.perf_counter()
 t_open = time.perf_counter()
@@ -208,76 +148,22 @@ import os
 import numpy as np, pandas as pd
 from aptviewer.core import reflectron
 target, total = {target!r}, {rows}
-step = min(reflectron.DEFAULT_CHUNK_SIZE, reflectron._APPEND_ROWS)
-blocks = reflectron._OutputBlocks(step)
-rng = np.random.default_rng(0)
-blocks.f32[:] = rng.random(blocks.f32.shape, dtype=np.float32)
-blocks.f64[:] = rng.random(blocks.f64.shape)
-blocks.i64[:] = rng.integers(0, 1000, blocks.i64.shape)
-""", """
-with pd.HDFStore(target, mode="w") as store:
-    for lo in range(0, total, step):
-        n = min(step, total - lo)
-        store.append("df", blocks.frame(n, lo), expectedrows=total, **reflectron.APPEND_OPTIONS)
-RESULT = total
+""" + APPEND_BLOCKS.replace("{", "{{").replace("}", "}}"), APPEND.replace("{", "{{").replace("}", "}}") + """
 os.remove(target)
 """
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            return [int(p) for p in handle.read().split()]
-    except (FileNotFoundError, ProcessLookupError):
-        return []
-
-
-def _tree(pid: int) -> list[int]:
-    pids, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        pids.append(current)
-        todo.extend(_children(current))
-    return pids
-
-
-def _anon_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as handle:
-            for line in handle:
-                if line.startswith("RssAnon:"):
-                    return int(line.split()[1])
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return 0
-
-
 def measure(setup: str, operation: str, *, cold: bool = True) -> dict:
-    """Run ``operation`` once in a fresh interpreter under memlimit; time and memory figures."""
-    code = _CHILD.format(setup=textwrap.dedent(setup), operation=textwrap.dedent(operation))
-    command = [sys.executable, "-c", code]
-    if MEMLIMIT.exists():
-        command = [str(MEMLIMIT)] + (["--drop-caches"] if cold else []) + [LIMIT] + command
-    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    first = proc.stdout.readline()
-    if not first:
-        proc.wait()
-        raise RuntimeError(f"benchmark child failed during setup:\n{proc.stderr.read()}")
-    baseline = json.loads(first)["baseline_kb"]
-    proc.stdin.write("go\n")
-    proc.stdin.flush()
-    peak = 0
-    while proc.poll() is None:
-        peak = max(peak, sum(_anon_kb(pid) for pid in _tree(proc.pid)))
-        time.sleep(0.002)
-    out = proc.stdout.read().strip().splitlines()
-    err = proc.stderr.read()
-    if proc.returncode != 0 or not out:
-        raise RuntimeError(f"benchmark child failed (rc={proc.returncode}):\n{err[-3000:]}")
-    result = json.loads(out[-1])
-    group = re.search(r"memlimit: peak (\d+) MiB", err)
-    return {"wall_s": result["wall_s"], "peak_anon_mb": peak / 1024, "baseline_mb": baseline / 1024,
-            "group_peak_mb": int(group.group(1)) if group else float("nan"), "extra": result.get("extra")}
+    """Run ``operation`` once in a fresh interpreter under memlimit; time and memory figures.
+
+    ``peak_anon_mb`` is the process tree's peak in all; ``baseline_mb`` what it held once set up.
+    """
+    prefix = [str(MEMLIMIT)] + (["--drop-caches"] if cold else []) + [LIMIT] if MEMLIMIT.exists() else []
+    result = measure_once(operation, setup, prefix=prefix, tree=True, poll_s=0.002)
+    group = re.search(r"memlimit: peak (\d+) MiB", result["stderr"])
+    return {"wall_s": result["wall_s"], "peak_anon_mb": result["peak_anon_mb"] + result["baseline_mb"],
+            "baseline_mb": result["baseline_mb"], "group_peak_mb": int(group.group(1)) if group else float("nan"),
+            "extra": result["extra"]}
 
 
 def ensure_file(path: Path, rows: int, generate: bool) -> bool:
