@@ -527,15 +527,18 @@ class ZeroColumns:
 
     @property
     def needed_columns(self) -> list[str]:
-        return list(self.columns)
+        """The columns not yet seen to hold a non-zero value (all of them before the first chunk)."""
+        if not self._rows:
+            return list(self.columns)
+        return [name for name in self.columns if not self._recorded[name]]
 
     def update(self, chunk, start: int = 0) -> None:
         for name in self.columns:
-            if not self._recorded[name]:
+            if not self._recorded[name] and name in chunk:
                 values = np.asarray(chunk[name])
                 self._recorded[name] = bool(np.any(values != 0))
-        if self.columns:
-            self._rows += len(chunk[self.columns[0]])
+        if self.columns and len(chunk):
+            self._rows += len(next(iter(chunk.values())))
 
     def result(self) -> list[str]:
         """The all-zero columns, in table order."""

@@ -108,7 +108,7 @@ def _reader(source, names: list[str]):
 
 def iter_chunks(source, columns: Sequence[str], chunk_size: int = DEFAULT_CHUNK_SIZE, *, cancel=None,
                 progress_callback=None, start: int = 0, stop: int | None = None, total: int | None = None,
-                what: str | None = None) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+                what: str | None = None, still_needed=None) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """Yield ``(first_row, {name: ndarray})`` chunks of ``columns`` of ``source``.
 
     Parameters
@@ -130,6 +130,10 @@ def iter_chunks(source, columns: Sequence[str], chunk_size: int = DEFAULT_CHUNK_
         counted from 0, so a pass over part of a file can count on from earlier work.
     what : str, optional
         What is being done, for the cancel message (default: the file's path).
+    still_needed : callable, optional
+        ``still_needed() -> columns``, asked before each chunk is read: the columns of
+        ``columns`` that are still needed (a consumer may be done with some early, e.g.
+        the all-zero check once a column held a non-zero value). Default: all of them.
     """
     chunk_size = _check_chunk_size(chunk_size)
     names = list(dict.fromkeys(columns))
@@ -141,6 +145,12 @@ def iter_chunks(source, columns: Sequence[str], chunk_size: int = DEFAULT_CHUNK_
     total = stop if total is None else int(total)
     what = what or _describe(source)
     read = _reader(source, names)
+    if still_needed is not None:
+        full_read = read
+
+        def read(lo, hi):
+            wanted = [name for name in still_needed() if name in names] or names[:1]
+            return full_read(lo, hi) if len(wanted) == len(names) else _reader(source, wanted)(lo, hi)
     starts = range(start, stop, chunk_size)
     if isinstance(source, LazyTable) and len(starts) > 1:
         yield from _read_ahead(source, names, read, starts, stop, total, cancel, progress_callback, what)
@@ -194,7 +204,8 @@ def drive(source, consumers: Sequence[Consumer], chunk_size: int = DEFAULT_CHUNK
           progress_callback=None, what: str | None = None, on_chunk=None) -> int:
     """One pass over ``source`` feeding every consumer each chunk; returns the rows streamed.
 
-    The columns read are the union of the consumers' ``needed_columns``. ``on_chunk(rows_done)``
+    The columns read are the union of the consumers' ``needed_columns``, asked again before
+    every chunk (a consumer may drop columns it is done with). ``on_chunk(rows_done)``
     is called after every chunk (e.g. to take a snapshot for the GUI).
 
     A consumer may also offer ``tasks(chunk, start)``: a list of callables, independent of
@@ -208,18 +219,23 @@ def drive(source, consumers: Sequence[Consumer], chunk_size: int = DEFAULT_CHUNK
     if not names:
         raise_if_cancelled(cancel, what or _describe(source))
         return 0
+
+    def still_needed():
+        # Consumers may need fewer columns as the pass goes on (see iter_chunks).
+        return dict.fromkeys(name for consumer in consumers for name in consumer.needed_columns)
+
     pool = helper_pool(PARALLEL_THREADS, "consumer") \
         if PARALLEL_THREADS > 1 and len(consumers) + sum(map(_updates_through_tasks, consumers)) > 1 else None
     rows = 0
     try:
         for lo, chunk in iter_chunks(source, names, chunk_size, cancel=cancel, progress_callback=progress_callback,
-                                     what=what):
+                                     what=what, still_needed=still_needed):
             if pool is None:
                 for consumer in consumers:
                     consumer.update(chunk, lo)
             else:
                 run_all(pool, [task for consumer in consumers for task in _tasks_of(consumer, chunk, lo)])
-            rows = lo + len(chunk[names[0]])
+            rows = lo + len(next(iter(chunk.values())))
             if on_chunk is not None:
                 on_chunk(rows)
     finally:

@@ -167,3 +167,16 @@ def test_consumers_split_into_tasks_run_in_parallel_and_see_one_chunk_at_a_time(
     assert drive(data, [split, plain], chunk_size=1_000) == 10_001
     assert sum(split.sums) == plain.sums[0] == int(data["a"].sum()) and plain.sums[1] == 0
     assert split.sums[0] == sum(int(data["a"][lo:lo + 1_000][0::2].sum()) for lo in range(0, 10_001, 1_000))
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 400), chunk_size=st.integers(1, 60), data=st.data())
+def test_the_zero_check_drops_recorded_columns_and_still_finds_late_values(n, chunk_size, data):
+
+    columns = {f"c{k}": np.zeros(n, dtype=np.float32) for k in range(4)}
+    for name in ("c1", "c2", "c3"):  # c0 stays all zero; the others get one value somewhere
+        if data.draw(st.booleans()):
+            columns[name][data.draw(st.integers(0, n - 1))] = data.draw(st.sampled_from([1.0, -2.0, np.nan]))
+    zeros = ZeroColumns(list(columns))
+    assert drive(columns, [zeros], chunk_size) == n
+    assert zeros.result() == [name for name, values in columns.items() if not np.any(values != 0)]
