@@ -44,7 +44,9 @@ def nice_range(low: float, high: float, steps: int = 6) -> tuple[float, float]:
     """``[low, high]`` widened to multiples of a round step (see :func:`nice_ceil`)."""
     span = high - low
     step = nice_ceil((span if span > 0 else abs(high) or 1.0) / steps)
-    return math.floor(low / step) * step, math.ceil(high / step) * step
+    lo, hi = math.floor(low / step) * step, math.ceil(high / step) * step
+    # The products are rounded: one step more where that put an end inside the data.
+    return (lo - step if lo > low else lo), (hi + step if hi < high else hi)
 
 
 def set_axis_label(item: pg.PlotItem, side: str, text: str, color: str = _FOREGROUND.name(),
