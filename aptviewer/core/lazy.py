@@ -164,7 +164,7 @@ class MappedRecords:
         self._lock = threading.Lock()
         self._mmap = None
         self._fd = self._direct_fd = None
-        self.drop_behind = False
+        self.drop_behind = self._use_direct = False
         self._readers = 0
         self._closing = False
         self._buffers = threading.local()
@@ -191,8 +191,9 @@ class MappedRecords:
             if self.drop_behind and hasattr(os, "O_DIRECT"):
                 try:
                     self._direct_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECT)
+                    self._use_direct = True
                 except OSError:
-                    self._direct_fd = None  # e.g. tmpfs: buffered reads, dropped behind
+                    pass  # e.g. tmpfs: buffered reads, dropped behind
 
     @property
     def closed(self) -> bool:
@@ -223,10 +224,10 @@ class MappedRecords:
         fd = self._enter_read() if self._fd is not None else None
         try:
             direct = None
-            if fd is not None and self._direct_fd is not None and stop - start >= _RECORD_BLOCK:
+            if fd is not None and self._use_direct and stop - start >= _RECORD_BLOCK:
                 direct = self._read_direct(start, stop)
                 if direct is None:
-                    self._direct_fd_failed()
+                    self._use_direct = False  # the file system refused: buffered reads from now on
             for block_start in range(start, stop, _RECORD_BLOCK):
                 block_stop = min(block_start + _RECORD_BLOCK, stop)
                 if direct is not None:
@@ -248,7 +249,7 @@ class MappedRecords:
     def prefetch(self, start: int, stop: int) -> None:
         """Ask the OS to start reading records ``start:stop`` in the background (a hint)."""
         fd = self._fd
-        if fd is None or self._direct_fd is not None or stop <= start or self._records is None:
+        if fd is None or self._use_direct or stop <= start or self._records is None:
             return  # direct reads do not go through the cache: nothing to warm
         size = self.record_dtype.itemsize
         _fadvise(fd, self.offset + start * size, (stop - start) * size, "POSIX_FADV_WILLNEED")
@@ -261,15 +262,8 @@ class MappedRecords:
         if buffer is None or len(buffer) < nbytes:
             buffer = bytearray(max(nbytes, _RECORD_BLOCK * size))
             self._buffers.block = buffer
-        view = memoryview(buffer)[:nbytes]
-        position = self.offset + start * size
-        done = 0
-        while done < nbytes:
-            got = os.preadv(fd, [view[done:]], position + done)
-            if got == 0:
-                raise DataFormatError(self.path, f"the file ended at byte {position + done:,} while reading "
-                                                 f"records {start:,} to {stop:,}; was it truncated while open?")
-            done += got
+        with memoryview(buffer) as view:
+            self._read_fully(fd, view[:nbytes], self.offset + start * size, nbytes, start, stop)
         return np.frombuffer(buffer, dtype=self.record_dtype, count=stop - start)
 
     def _read_direct(self, start: int, stop: int) -> np.ndarray | None:
@@ -293,13 +287,14 @@ class MappedRecords:
         # there is no kernel read-ahead): large reads are split into parts read in parallel.
         parts = max(1, min(_DIRECT_PARTS, (hi - lo) // _DIRECT_PART_MIN))
         bounds = [lo + (hi - lo) * k // parts // _DIRECT_ALIGN * _DIRECT_ALIGN for k in range(parts)] + [hi]
+        fd = self._direct_fd
         try:
-            if parts == 1:
-                self._pread_fully(view, lo, lo, last, start, stop)
+            # Each part reads at least up to the last byte needed (the file may end before hi).
+            pieces = [(view[a - lo:b - lo], a, min(b, last) - a) for a, b in zip(bounds, bounds[1:]) if a < last]
+            if len(pieces) == 1:
+                self._read_fully(fd, *pieces[0], start, stop)
             else:
-                pieces = [(view[a - lo:b - lo], a, min(b, last)) for a, b in zip(bounds, bounds[1:]) if a < last]
-                futures = [_io_pool().submit(self._pread_fully, piece, a, a, end, start, stop)
-                           for piece, a, end in pieces]
+                futures = [_io_pool().submit(self._read_fully, fd, *piece, start, stop) for piece in pieces]
                 for future in futures:
                     future.result()
         except OSError as exc:
@@ -310,21 +305,18 @@ class MappedRecords:
             view.release()
         return np.frombuffer(buffer, dtype=self.record_dtype, count=stop - start, offset=first - lo)
 
-    def _pread_fully(self, view, position: int, base: int, end: int, start: int, stop: int) -> None:
-        """Direct-read bytes ``base:end`` (at least) into ``view``, which starts at ``position``."""
+    def _read_fully(self, fd: int, view, position: int, needed: int, start: int, stop: int) -> None:
+        """``preadv`` from byte ``position`` into ``view`` until at least ``needed`` bytes are in.
+
+        ``start``/``stop`` (the records being read) only name the place in the error.
+        """
         done = 0
-        while base + done < end:
-            got = os.preadv(self._direct_fd, [view[done:]], position + done)
+        while done < needed:
+            got = os.preadv(fd, [view[done:]], position + done)
             if got == 0:
                 raise DataFormatError(self.path, f"the file ended at byte {position + done:,} while reading records "
                                                  f"{start:,} to {stop:,}; was it truncated while open?")
             done += got
-
-    def _direct_fd_failed(self) -> None:
-        with self._lock:
-            if self._direct_fd is not None:
-                os.close(self._direct_fd)
-                self._direct_fd = None
 
     def _enter_read(self) -> int:
         with self._lock:

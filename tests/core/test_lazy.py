@@ -200,7 +200,7 @@ def test_chunk_reads_equal_the_records_whatever_the_path(record_file, monkeypatc
     store = _store(path, big, monkeypatch_module)
     try:
         if big:
-            assert store.drop_behind and (store._direct_fd is not None) == _direct_io_works(path)
+            assert store.drop_behind and store._use_direct == _direct_io_works(path)
         stop = min(start + length, 20_000)
         outs = [np.empty(stop - start, dtype=np.float64), np.empty(stop - start, dtype=np.int64)]
         store.read_fields_into(["a", "b"], outs, start, stop)
