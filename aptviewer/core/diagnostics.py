@@ -38,7 +38,6 @@ are handed to ``np.median`` itself, so the even-count average follows NumPy's dt
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import math
@@ -48,8 +47,8 @@ import numpy as np
 import pandas as pd
 
 from .accumulate import Histogram1D
-from .driver import iter_chunks, run_all, sample_rows
-from .lazy import DEFAULT_CHUNK_SIZE, PARALLEL_THREADS, LazyTable, _check_chunk_size, helper_pool
+from .driver import iter_chunks, run_all, sample_rows, task_pool
+from .lazy import DEFAULT_CHUNK_SIZE, LazyTable, _check_chunk_size
 from .progress import report_progress
 from .roles import find_role, require_role
 
@@ -469,16 +468,6 @@ class _ColumnStats:
                 f"{self.name}_median": self.median}
 
 
-@contextlib.contextmanager
-def _column_pool(columns: int):
-    """A pool of threads for the columns' independent work (``None`` when one thread will do)."""
-    if PARALLEL_THREADS < 2 or columns < 2:
-        yield None
-        return
-    with helper_pool(PARALLEL_THREADS, "summary") as pool:
-        yield pool
-
-
 def _samples(source, lengths: Mapping[str, int]) -> dict[str, np.ndarray]:
     """About ``_SAMPLE_SIZE`` values of each column longer than ``2 * _SAMPLE_SIZE``.
 
@@ -564,17 +553,12 @@ class SummaryAccumulator:
             row_bytes = sum(self.data[name].dtype.itemsize for name in group)
             rows = max(1, min(chunk_size, _CHUNK_BYTES // max(row_bytes, 1)))
             progress = progress_callback if length == longest else None
-            with _column_pool(len(group)) as pool:
+            with task_pool(len(group) > 1, "summary") as pool:
                 for _, chunk in iter_chunks(self.data, group, rows, cancel=cancel, progress_callback=progress,
                                             what=what):
                     # Columns are independent: each is searched on its own thread.
-                    tasks = [functools.partial(update, self.stats[name], chunk[name]) for name in group]
-                    if pool is None:
-                        for task in tasks:
-                            task()
-                    else:
-                        run_all(pool, tasks)
-                    del chunk, tasks  # the read-ahead holds the next chunk: two in memory, not three
+                    run_all(pool, [functools.partial(update, self.stats[name], chunk[name]) for name in group])
+                    del chunk  # the read-ahead holds the next chunk: two in memory, not three
 
     def refine(self, chunk_size: int = DEFAULT_CHUNK_SIZE, *, cancel=None, progress_callback=None,
                on_pass=None) -> None:

@@ -16,6 +16,7 @@ as long as reading the file, not reading plus computing.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
@@ -79,7 +80,8 @@ def read_rows(source, names: Sequence[str], lo: int, hi: int, out: dict | None =
 def sample_rows(source, names: Sequence[str], size: int, blocks: int = 1024) -> dict[str, np.ndarray]:
     """About ``size`` rows of the columns ``names`` spread over the whole table (all of a short one).
 
-    ``blocks`` runs of consecutive rows at evenly spaced positions, every column of a run
+    ``blocks`` runs of consecutive rows at evenly spaced positions (the first and the last
+    rows included), every column of a run
     read in one call: from a file, a few small reads (0.1 s for 1,024 runs of a 10 GB EPOS
     on a cold disk). A strided sample (``column[::step]``) would instead fault in every
     page of a memory map, once per column: the whole file, several times.
@@ -224,28 +226,21 @@ def drive(source, consumers: Sequence[Consumer], chunk_size: int = DEFAULT_CHUNK
         # Consumers may need fewer columns as the pass goes on (see iter_chunks).
         return dict.fromkeys(name for consumer in consumers for name in consumer.needed_columns)
 
-    pool = helper_pool(PARALLEL_THREADS, "consumer") \
-        if PARALLEL_THREADS > 1 and len(consumers) + sum(map(_updates_through_tasks, consumers)) > 1 else None
+    split = [_updates_through_tasks(consumer) for consumer in consumers]
     rows = 0
-    try:
+    with task_pool(len(consumers) + sum(split) > 1, "consumer") as pool:
         for lo, chunk in iter_chunks(source, names, chunk_size, cancel=cancel, progress_callback=progress_callback,
                                      what=what, still_needed=still_needed):
-            if pool is None:
-                for consumer in consumers:
-                    consumer.update(chunk, lo)
-            else:
-                run_all(pool, [task for consumer in consumers for task in _tasks_of(consumer, chunk, lo)])
+            run_all(pool, [task for consumer, by_tasks in zip(consumers, split)
+                           for task in _tasks_of(consumer, by_tasks, chunk, lo)])
             rows = lo + len(next(iter(chunk.values())))
             if on_chunk is not None:
                 on_chunk(rows)
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True)
     return rows
 
 
-def _tasks_of(consumer, chunk, start: int) -> list:
-    if _updates_through_tasks(consumer):
+def _tasks_of(consumer, by_tasks: bool, chunk, start: int) -> list:
+    if by_tasks:
         return list(consumer.tasks(chunk, start))
     return [lambda: consumer.update(chunk, start)]
 
@@ -261,8 +256,28 @@ def _updates_through_tasks(consumer) -> bool:
     return owner["tasks"] is not None and owner["tasks"] is owner["update"]
 
 
-def run_all(pool: ThreadPoolExecutor, tasks: list) -> None:
-    """Run ``tasks`` on ``pool`` and wait for all; the first error is raised once all are done."""
+@contextlib.contextmanager
+def task_pool(worthwhile: bool, name: str):
+    """A pool of helper threads for independent tasks, or ``None`` when one thread will do.
+
+    ``worthwhile``: whether there will be more than one task at a time.
+    """
+    if PARALLEL_THREADS < 2 or not worthwhile:
+        yield None
+        return
+    with helper_pool(PARALLEL_THREADS, name) as pool:
+        yield pool
+
+
+def run_all(pool: ThreadPoolExecutor | None, tasks: list) -> None:
+    """Run ``tasks`` on ``pool`` (in order on this thread without one) and wait for all.
+
+    The first error is raised once all are done.
+    """
+    if pool is None:
+        for task in tasks:
+            task()
+        return
     futures = [pool.submit(task) for task in tasks]
     error = None
     for future in futures:

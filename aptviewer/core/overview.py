@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .accumulate import Histogram1D, Histogram2D
-from .driver import drive, read_rows, sample_rows, source_length
+from .driver import drive, sample_rows
 from .lazy import DEFAULT_CHUNK_SIZE, LazyTable
 from .roles import find_roles
 
@@ -266,20 +266,15 @@ def detector_extent(source, names, margin: float = DETECTOR_MARGIN):
     """A square ``(low, high)`` range that holds the detector hits of ``source``, or ``None``.
 
     Found from a sample of the rows (:func:`~aptviewer.core.driver.sample_rows`: at most
-    about :data:`DETECTOR_SAMPLE_SIZE` rows in a few small reads, the last row included)
+    about :data:`DETECTOR_SAMPLE_SIZE` rows in a few small reads, the first and last included)
     and widened by ``margin`` of its width on each side; hits outside it are counted by the
     overview (:attr:`DatasetOverview.detector_outside`), never dropped silently.
     ``None`` when the columns hold no finite value.
     """
-    names = list(names)
-    n = source_length(source, names)
-    sample = sample_rows(source, names, DETECTOR_SAMPLE_SIZE, blocks=256)
-    last = read_rows(source, names, n - 1, n) if n else {}
+    sample = sample_rows(source, list(names), DETECTOR_SAMPLE_SIZE, blocks=256)
     lows, highs = [], []
     for name in names:
         values = np.asarray(sample[name], dtype=np.float64)
-        if n:
-            values = np.append(values, np.asarray(last[name], dtype=np.float64))
         values = values[np.isfinite(values)]
         if values.size:
             lows.append(values.min())
