@@ -86,6 +86,26 @@ def test_values_on_bin_edges_and_the_closed_last_bin():
         np.testing.assert_array_equal(edges, ref[1])
 
 
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), dtype=dtypes, chunk=chunk_sizes)
+def test_histogram2d_with_uneven_edges_and_values_on_every_corner(data, dtype, chunk):
+    # Values on the last edges land in the last bins of each axis (both closed), also
+    # for the binary-search path that uneven edges take.
+    axes = []
+    for _ in range(2):
+        edges = np.unique(data.draw(hnp.arrays(np.float64, st.integers(2, 9), elements=st.floats(-1e3, 1e3))))
+        axes.append(edges if edges.size >= 2 else np.array([0.0, 1.0]))
+    ex, ey = axes
+    corners = np.array([(a, b) for a in ex for b in ey], dtype=dtype)
+    extra = data.draw(hnp.arrays(dtype, (2, 30),
+                                 elements=st.floats(-1.1e3, 1.1e3, width=32 if dtype == np.float32 else 64)))
+    x = np.concatenate([corners[:, 0], extra[0]])
+    y = np.concatenate([corners[:, 1], extra[1]])
+    counts, *_ = chunked_histogram2d(x, y, (ex, ey), chunk_size=chunk)
+    ref, *_ = np.histogram2d(x, y, (ex, ey))
+    np.testing.assert_array_equal(counts, ref)
+
+
 def test_constant_all_nan_and_integer_columns():
     counts, edges = chunked_histogram(np.full(50, 3.5), 4, chunk_size=7)
     ref = np.histogram(np.full(50, 3.5), 4)
