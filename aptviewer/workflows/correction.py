@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ..core.accumulate import Histogram2D
-from ..core.overview import DETECTOR_MARGIN, detector_extent
+from ..core.driver import sample_rows
+from ..core.overview import DETECTOR_MARGIN, DETECTOR_SAMPLE_SIZE, detector_extent
 from ..core.reflectron import correct_detector_coordinates, correct_table_streaming, correction_plan
 from .naming import check_not_an_input
 from .opening import open_for_analysis
@@ -74,15 +75,23 @@ def _square(extent, fallback=(-40.0, 40.0)):
     return tuple(extent) if extent is not None else fallback
 
 
-def _corrected_extent(table, plan, mesh):
-    """The corrected hits' extent (grid units), from the same strided sample as the hit map's."""
-    step = max(1, len(table[plan.det_x]) // (1 << 16))
-    x = np.asarray(table[plan.det_x][::step], dtype=np.float64) * plan.det_scale
-    y = np.asarray(table[plan.det_y][::step], dtype=np.float64) * plan.det_scale
-    if x.size == 0:
-        return None
-    gx, gy = correct_detector_coordinates(x, y, mesh)
-    return detector_extent({"x": gx, "y": gy}, ["x", "y"], DETECTOR_MARGIN)
+def _hit_map_ranges(table, plan, mesh):
+    """The square ranges of the hit maps before (mm) and after (grid units) the correction.
+
+    Both from one sample of the detector coordinates
+    (:func:`~aptviewer.core.driver.sample_rows`: a few small reads, not a strided walk
+    that would touch every page of a large file), the sample's hits corrected for the
+    second; each widened by the overview's margin. ±40 when no hit is finite.
+    """
+    names = [plan.det_x, plan.det_y]
+    sample = sample_rows(table, names, DETECTOR_SAMPLE_SIZE, blocks=256)
+    x, y = (np.asarray(sample[name], dtype=np.float64) * plan.det_scale for name in names)
+    before = detector_extent({"x": x, "y": y}, ["x", "y"], DETECTOR_MARGIN)
+    after = None
+    if x.size:
+        gx, gy = correct_detector_coordinates(x, y, mesh)
+        after = detector_extent({"x": gx, "y": gy}, ["x", "y"], DETECTOR_MARGIN)
+    return _square(before), _square(after)
 
 
 def run_correction(params: CorrectionParameters, *, progress_callback=None, cancel=None) -> CorrectionResult:
@@ -109,9 +118,7 @@ def run_correction(params: CorrectionParameters, *, progress_callback=None, canc
         plan = correction_plan(table.columns, table.path)
         maps = ()
         if params.hit_map_bins:
-            before_range = _square(detector_extent(table, [plan.det_x, plan.det_y]))
-            before_range = tuple(v * plan.det_scale for v in before_range)
-            after_range = _square(_corrected_extent(table, plan, mesh))
+            before_range, after_range = _hit_map_ranges(table, plan, mesh)
             # x_det (cm) holds grid units / 10: the map bins x_det * 10, in grid units.
             maps = (_HitMapConsumer("input det_x (mm)", "input det_y (mm)", params.hit_map_bins, before_range, 1.0,
                                     ("detector x (mm)", "detector y (mm)")),

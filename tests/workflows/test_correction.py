@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aptviewer.core import OperationCancelled, correct_detector_coordinates, overview, read_epos, reflectron
-from aptviewer.workflows import CorrectionParameters, run_correction
+from aptviewer.core import OperationCancelled, correct_detector_coordinates, read_epos, reflectron
+from aptviewer.workflows import CorrectionParameters, correction, run_correction
 
 PRESET = "4000xhr_erlangen_56_4833"
 
@@ -17,10 +17,10 @@ PRESET = "4000xhr_erlangen_56_4833"
 def test_both_outputs_and_the_hit_maps_read_the_input_once(demo_epos, tmp_path, count_reads):
     params = CorrectionParameters(demo_epos, tmp_path / "c.h5", preset=PRESET, output_epos=tmp_path / "c.epos",
                                   chunk_size=7_000, hit_map_bins=64)
-    with mock.patch.object(overview, "DETECTOR_SAMPLE_SIZE", 1_024):
+    with mock.patch.object(correction, "DETECTOR_SAMPLE_SIZE", 1_024):
         result = run_correction(params)
-    # Every input column was read exactly once, but for the hit map's range: a sample of
-    # 256 runs of 4 rows of the detector columns, not a pass.
+    # Every input column was read exactly once, but for the hit maps' ranges: one sample of
+    # 256 runs of 4 rows of the detector columns for both maps, not a pass.
     sampled = {"det_x (mm)", "det_y (mm)"}
     assert count_reads and {name: rows - 1_024 * (name in sampled) for name, rows in count_reads.items()} == \
         dict.fromkeys(count_reads, 30_000)
