@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import errno
 import logging
+import mmap
 import os
 import shutil
 import uuid
@@ -118,6 +120,147 @@ def atomic_output(path, *, inputs=()):
         raise
 
 
+# Direct I/O needs buffers, offsets and sizes in multiples of the disk's block (4096 covers
+# the usual 512 and 4096). Data are gathered in a page-aligned buffer of _STAGE_BYTES.
+_DIRECT_ALIGN = 4096
+_STAGE_BYTES = 8 << 20
+
+
+class SequentialFile:
+    """A new file written front to back, past the page cache where the OS allows.
+
+    Writing a large output through the page cache costs as much CPU as computing it:
+    the kernel allocates and copies every page (1.2 GB took 1.2-1.8 s of system time
+    here, against 0.1 s with direct I/O), and the dirty pages fill the memory that the
+    next file's reads need. Where the OS has ``O_DIRECT`` (Linux), the data are gathered
+    in an aligned buffer and written straight to the disk; the last partial block is
+    written padded and the file cut to its length. Elsewhere (Windows, macOS, file
+    systems that refuse direct I/O) it is an ordinary buffered file.
+
+    Not thread-safe: one writer at a time (calls from different threads must not overlap).
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._handle = None
+        self._fd = None
+        if hasattr(os, "O_DIRECT"):
+            try:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o666)
+            except OSError:
+                self._fd = None
+        self._direct = self._fd is not None
+        if self._fd is None:
+            self._handle = open(self.path, "wb")
+            return
+        self._stage = mmap.mmap(-1, _STAGE_BYTES)  # page-aligned, as direct I/O needs
+        self._view = memoryview(self._stage)
+        self._filled = 0
+        self._offset = 0
+
+    @property
+    def direct(self) -> bool:
+        """Whether the writes bypass the page cache (so far)."""
+        return self._direct
+
+    def write(self, data) -> int:
+        """Append the bytes of ``data`` (any buffer); returns their number."""
+        with memoryview(data) as raw, raw.cast("B") as data:
+            if self._fd is None:
+                return self._handle.write(data)
+            done = 0
+            while done < len(data):
+                take = min(len(data) - done, _STAGE_BYTES - self._filled)
+                with data[done:done + take] as piece:
+                    self._view[self._filled:self._filled + take] = piece
+                self._filled += take
+                done += take
+                if self._filled == _STAGE_BYTES:
+                    self._write_stage(_STAGE_BYTES)
+                    if self._fd is None:  # turned buffered: the rest goes to the handle
+                        self._handle.write(data[done:])
+                        break
+            return len(data)
+
+    def _write_stage(self, nbytes: int) -> None:
+        """Write the first ``nbytes`` (aligned) of the buffer at the file's end; keep the rest."""
+        written = 0
+        refused = False
+        try:
+            while written < nbytes:
+                with self._view[written:nbytes] as part:
+                    written += os.pwrite(self._fd, part, self._offset + written)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL or written:
+                raise
+            refused = True  # the file system accepted O_DIRECT but refuses the writes
+        if refused:
+            self._become_buffered()  # (outside the handler: its traceback holds the buffer)
+            return
+        self._offset += nbytes
+        rest = self._filled - nbytes
+        self._view[:rest] = self._view[nbytes:self._filled]
+        self._filled = rest
+
+    def _become_buffered(self) -> None:
+        self._direct = False
+        os.close(self._fd)
+        self._fd = None
+        self._handle = open(self.path, "r+b")
+        self._handle.seek(self._offset)
+        self._handle.truncate()
+        with self._view[:self._filled] as pending:
+            self._handle.write(pending)
+        self._release_stage()
+
+    def _release_stage(self) -> None:
+        self._view.release()
+        self._stage.close()
+
+    def close(self) -> None:
+        """Write what is left and close the file."""
+        if self._handle is not None:
+            self._handle.close()
+            return
+        if self._fd is None:
+            return
+        try:
+            length = self._offset + self._filled
+            if self._filled:
+                padded = self._filled + (-self._filled) % _DIRECT_ALIGN
+                self._view[self._filled:padded] = bytes(padded - self._filled)
+                self._filled = padded
+                self._write_stage(padded)
+                if self._fd is None:  # turned buffered: the handle holds the file now
+                    self._handle.truncate(length)
+                    self._handle.close()
+                    return
+            os.ftruncate(self._fd, length)
+        finally:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+                self._release_stage()
+
+    def abandon(self) -> None:
+        """Close without writing what is left (the file is being thrown away)."""
+        if self._handle is not None:
+            self._handle.close()
+        elif self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+            self._release_stage()
+
+    def __enter__(self) -> "SequentialFile":
+        return self
+
+    def __exit__(self, exc_type, *exc_info) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abandon()
+
+
 def _write_records(source, path, record_dtype, chunk_size, progress_callback=None, cancel=None) -> Path:
     columns = list(record_dtype.names)
     if isinstance(source, LazyTable):
@@ -131,7 +274,7 @@ def _write_records(source, path, record_dtype, chunk_size, progress_callback=Non
     n_rows = source_length(source, columns)
     check_free_space(path, n_rows * record_dtype.itemsize)
     with atomic_output(path, inputs=inputs) as temp:
-        with open(temp, "wb") as handle:
+        with SequentialFile(temp) as handle:
             writer = RecordWriter(handle, record_dtype)
             for _, chunk in iter_chunks(source, columns, chunk_size, cancel=cancel,
                                         progress_callback=progress_callback, what=f"writing {path}"):

@@ -108,3 +108,59 @@ def test_partial_outputs_are_the_temporary_files_of_that_output_only(tmp_path):
     assert writers.remove_partial_outputs([target, tmp_path / "missing" / "x.h5"]) == [stale]
     assert not stale.exists() and target.read_bytes() == b"done"
     assert all(other.exists() for other in others)
+
+
+def _pieces(seed, n):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, int(size), dtype=np.uint8) for size in rng.integers(0, 20_000, n)]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sequential_file_writes_every_byte_in_order(tmp_path, monkeypatch, seed):
+    # A small stage: many aligned writes, a remainder carried over, and a padded tail
+    # cut back to the file's length.
+    monkeypatch.setattr(writers, "_STAGE_BYTES", 3 * writers._DIRECT_ALIGN)
+    pieces = _pieces(seed, 40)
+    path = tmp_path / "out.bin"
+    with writers.SequentialFile(path) as handle:
+        for piece in pieces:
+            assert handle.write(piece) == piece.size
+    assert handle.direct == hasattr(os, "O_DIRECT")  # this file system takes direct I/O
+    assert path.read_bytes() == b"".join(p.tobytes() for p in pieces)
+
+
+def test_sequential_file_without_direct_io_is_an_ordinary_file(tmp_path, monkeypatch):
+    monkeypatch.delattr(os, "O_DIRECT", raising=False)
+    pieces = _pieces(7, 10)
+    with writers.SequentialFile(tmp_path / "out.bin") as handle:
+        assert not handle.direct
+        for piece in pieces:
+            handle.write(memoryview(piece))
+    assert (tmp_path / "out.bin").read_bytes() == b"".join(p.tobytes() for p in pieces)
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="direct I/O is a Linux feature")
+@pytest.mark.parametrize("refuse_at", [0, 2])
+def test_sequential_file_turns_buffered_when_direct_writes_are_refused(tmp_path, monkeypatch, refuse_at):
+    # Some file systems accept O_DIRECT at open and refuse the writes (EINVAL): nothing is lost.
+    monkeypatch.setattr(writers, "_STAGE_BYTES", 2 * writers._DIRECT_ALIGN)
+    real_pwrite, calls = os.pwrite, []
+
+    def pwrite(fd, data, offset):
+        calls.append(offset)
+        if len(calls) > refuse_at:
+            raise OSError(22, "Invalid argument")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(writers.os, "pwrite", pwrite)
+    pieces = _pieces(3, 12)
+    with writers.SequentialFile(tmp_path / "out.bin") as handle:
+        for piece in pieces:
+            handle.write(piece)
+    assert not handle.direct and len(calls) == refuse_at + 1
+    assert (tmp_path / "out.bin").read_bytes() == b"".join(p.tobytes() for p in pieces)
+
+
+def test_an_epos_written_past_the_cache_reads_back_equal(tmp_path, demo_epos):
+    out = write_epos(open_epos(demo_epos), tmp_path / "copy.epos", chunk_size=777)
+    assert out.read_bytes() == demo_epos.read_bytes()
