@@ -85,7 +85,7 @@ from .lazy import DEFAULT_CHUNK_SIZE, _check_chunk_size
 from .progress import raise_if_cancelled, report_progress
 from .readers import EPOS_DTYPE, open_epos
 from .roles import ROLE_CANDIDATES, ROLE_LABELS, find_role
-from .writers import atomic_output, check_free_space
+from .writers import SequentialFile, atomic_output, check_free_space
 
 logger = logging.getLogger(__name__)
 
@@ -776,8 +776,10 @@ COLUMN_NOTES = (
 # Rows per step and per HDFStore.append. The writer needs about 200 bytes per row of one
 # step: two sets of output blocks (one corrected while the other is written, ~96 bytes a
 # row each) and pandas' own copy of the frame it appends (an int64 index, record buffers).
-# Larger appends are not faster: pandas writes and flushes in 100,000-row pieces anyway.
-_APPEND_ROWS = 1 << 18
+# pandas writes in pieces of 100,000 rows; steps of two pieces keep the peak at 126 MB for
+# the whole process (151 MB with 262,144 rows), while smaller appends pay pandas' fixed cost
+# per append more often (steps of 100,000 rows were ~20% slower).
+_APPEND_ROWS = 200_000
 # Output bytes per row: the 15 columns and the int64 index pandas stores.
 _ROW_BYTES = sum(dtype.itemsize for dtype in PROCESSED_COLUMNS.values()) + 8
 #: The HDFStore.append settings of every output (the benchmark's I/O floor uses them too).
@@ -1105,7 +1107,7 @@ def correct_table_streaming(table, mesh, h5_output_path, *, epos_output_path=Non
                             chunk_size: int = DEFAULT_CHUNK_SIZE, progress_callback=None, cancel=None) -> dict:
     """Correct an open table in one pass: the processed HDF5, optionally a corrected EPOS.
 
-    Memory stays bounded by one chunk (at most 262,144 rows at a time, about 200 bytes a
+    Memory stays bounded by one chunk (at most 200,000 rows at a time, about 200 bytes a
     row, 250 with the EPOS), whatever the file size and the outputs. Each output is written
     to a temporary file beside it and renamed into place only when every output is
     complete; a cancel or an error leaves none of them.
@@ -1125,12 +1127,12 @@ def correct_table_streaming(table, mesh, h5_output_path, *, epos_output_path=Non
         ``det_y (mm)`` replaced by the corrected coordinates (grid units, as pyccapt does).
         Columns a non-EPOS input lacks are written as 0.
     consumers : sequence, optional
-        Objects with ``update(chunk, start)`` fed every corrected chunk (on the helper
+        Objects with ``update(chunk, start)`` fed every corrected chunk (on a side
         thread, in order): ``chunk`` maps the output column names and
         ``'input det_x (mm)'``, ``'input det_y (mm)'`` to views valid during the call
         (the before/after hit maps of the correction workflow).
     chunk_size : int
-        Rows corrected and appended per step (capped at 262,144). The next step is read
+        Rows corrected and appended per step (capped at 200,000). The next step is read
         and corrected on a helper thread while the current one is written.
     progress_callback : callable, optional
         ``progress_callback(done_rows, total_rows)`` after every step.
@@ -1181,46 +1183,50 @@ def correct_table_streaming(table, mesh, h5_output_path, *, epos_output_path=Non
     # corrects the next (NumPy releases the GIL while it copies and corrects).
     buffers = tuple(_OutputBlocks(min(step, total), plan, epos=epos_output is not None) for _ in range(2))
 
-    def prepare_chunk(blocks, start, stop):
-        blocks.fill_from_table(table, start, stop, mesh)
+    def prepare(k: int):
+        start = starts[k]
+        return pool.submit(buffers[k % 2].fill_from_table, table, start, min(start + step, total), mesh)
+
+    def side_work(blocks, start: int, n_rows: int):
+        # The corrected EPOS and the consumers (the hit maps) of one chunk: they read its
+        # blocks while the main thread appends them and the helper corrects the next.
+        if epos_handle is not None:
+            epos_handle.write(memoryview(blocks.records[:n_rows]).cast("B"))
         if consumers:
-            views = blocks.chunk(stop - start)
+            views = blocks.chunk(n_rows)
             for consumer in consumers:
                 consumer.update(views, start)
-
-    def prepare(k: int):
-        return pool.submit(prepare_chunk, buffers[k % 2], starts[k], min(starts[k] + step, total))
 
     with contextlib.ExitStack() as stack:
         temp = stack.enter_context(atomic_output(output, inputs=inputs)) if output is not None else None
         epos_handle = None
         if epos_output is not None:
             epos_temp = stack.enter_context(atomic_output(epos_output, inputs=inputs))
-            epos_handle = stack.enter_context(open(epos_temp, "wb"))
+            epos_handle = stack.enter_context(SequentialFile(epos_temp))
         writer = stack.enter_context(_Writer(temp, total)) if temp is not None else None
         pool = stack.enter_context(_helper_thread())
-        # The corrected EPOS is written by a third thread (the kernel's copy into the page
-        # cache costs as much CPU as appending a third of the HDF5), so that neither the
-        # appends nor the corrections wait for it.
-        epos_pool = stack.enter_context(_helper_thread()) if epos_handle is not None else None
-        epos_written = None  # the write of the previous chunk's records
+        # The corrected EPOS (written past the page cache where the OS allows: see
+        # SequentialFile) and the consumers get a third thread, so that neither the appends
+        # nor the corrections wait for them.
+        side = stack.enter_context(_helper_thread()) if epos_handle is not None or consumers else None
+        side_done = None  # the side work of the previous chunk
         ready = prepare(0)
         for k, lo in enumerate(starts):
             ready.result()
             raise_if_cancelled(cancel, what)
-            if epos_written is not None:
-                epos_written.result()  # its buffer is the one the next prepare fills
+            if side_done is not None:
+                side_done.result()  # it reads the blocks that the next prepare fills
             if k + 1 < len(starts):
                 ready = prepare(k + 1)
             hi = min(lo + step, total)
             blocks = buffers[k % 2]
-            if epos_pool is not None:
-                epos_written = epos_pool.submit(epos_handle.write, memoryview(blocks.records[:hi - lo]).cast("B"))
+            if side is not None:
+                side_done = side.submit(side_work, blocks, lo, hi - lo)
             if writer is not None:
                 writer.append(blocks.frame(hi - lo, lo))
             report_progress(progress_callback, hi, total)
-        if epos_written is not None:
-            epos_written.result()
+        if side_done is not None:
+            side_done.result()
         raise_if_cancelled(cancel, what)
         if writer is not None:
             writer.finish(output_attributes(mesh, source))
