@@ -181,26 +181,28 @@ def record_file(tmp_path_factory):
     return path, records
 
 
-def _store(path, big: bool, monkeypatch):
+def _store(path, big: bool, monkeypatch, direct: bool = True):
     from aptviewer.core import lazy
 
-    # A file "larger than the memory" is read with direct I/O (where the file system allows)
-    # and dropped from the cache behind the reader; a small one by buffered pread.
+    # A file "larger than the memory" is dropped from the cache behind the reader, and read
+    # with direct I/O where asked for and the file system allows; a small one by buffered pread.
     monkeypatch.setattr(lazy, "memory_budget", lambda: 0 if big else 1 << 40)
+    monkeypatch.setattr(lazy, "USE_DIRECT_IO", direct)
     monkeypatch.setattr(lazy, "_RECORD_BLOCK", 1_000)
     monkeypatch.setattr(lazy, "_DIRECT_PART_MIN", 4_096)  # direct reads split into parallel parts
     return lazy.MappedRecords(path, _RECORD, 20_000, offset=3)
 
 
-@pytest.mark.parametrize("big", [False, True])
+@pytest.mark.parametrize(("big", "direct"), [(False, False), (True, False), (True, True)])
 @settings(max_examples=60, deadline=None)
 @given(start=st.integers(0, 20_000), length=st.integers(0, 20_000))
-def test_chunk_reads_equal_the_records_whatever_the_path(record_file, monkeypatch_module, big, start, length):
+def test_chunk_reads_equal_the_records_whatever_the_path(record_file, monkeypatch_module, big, direct, start,
+                                                          length):
     path, records = record_file
-    store = _store(path, big, monkeypatch_module)
+    store = _store(path, big, monkeypatch_module, direct)
     try:
         if big:
-            assert store.drop_behind and store._use_direct == _direct_io_works(path)
+            assert store.drop_behind and store._use_direct == (direct and _direct_io_works(path))
         stop = min(start + length, 20_000)
         outs = [np.empty(stop - start, dtype=np.float64), np.empty(stop - start, dtype=np.int64)]
         store.read_fields_into(["a", "b"], outs, start, stop)
