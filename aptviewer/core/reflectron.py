@@ -85,7 +85,7 @@ from .lazy import DEFAULT_CHUNK_SIZE, _check_chunk_size
 from .progress import raise_if_cancelled, report_progress
 from .readers import EPOS_DTYPE, open_epos
 from .roles import ROLE_CANDIDATES, ROLE_LABELS, find_role
-from .writers import SequentialFile, atomic_output, check_free_space
+from .writers import SequentialFile, aligned_empty, atomic_output, check_free_space
 
 logger = logging.getLogger(__name__)
 
@@ -779,7 +779,9 @@ COLUMN_NOTES = (
 # pandas writes in pieces of 100,000 rows; steps of two pieces keep the peak at 126 MB for
 # the whole process (151 MB with 262,144 rows), while smaller appends pay pandas' fixed cost
 # per append more often (steps of 100,000 rows were ~20% slower).
-_APPEND_ROWS = 200_000
+# 199,680 = 195 x 1024 rows: a chunk of EPOS records is a whole number of 4 KiB blocks,
+# which the corrected EPOS writes without a copy (see SequentialFile).
+_APPEND_ROWS = 199_680
 # Output bytes per row: the 15 columns and the int64 index pandas stores.
 _ROW_BYTES = sum(dtype.itemsize for dtype in PROCESSED_COLUMNS.values()) + 8
 #: The HDFStore.append settings of every output (the benchmark's I/O floor uses them too).
@@ -869,7 +871,8 @@ class _OutputBlocks:
         self.f32 = np.empty((len(self.plan.f32), capacity), dtype=np.float32)
         self.f64 = np.empty((2, capacity), dtype=np.float64)
         self.i64 = np.empty((len(self.plan.i64), capacity), dtype=np.int64)
-        self.records = np.empty(capacity, dtype=EPOS_DTYPE) if epos else None
+        # Page-aligned, so that SequentialFile writes whole chunks without copying them.
+        self.records = aligned_empty(capacity, EPOS_DTYPE) if epos else None
         self._det = None
         for block, sources in ((self.f32, self.plan.f32), (self.i64, self.plan.i64)):
             for row, source in enumerate(sources):

@@ -164,3 +164,23 @@ def test_sequential_file_turns_buffered_when_direct_writes_are_refused(tmp_path,
 def test_an_epos_written_past_the_cache_reads_back_equal(tmp_path, demo_epos):
     out = write_epos(open_epos(demo_epos), tmp_path / "copy.epos", chunk_size=777)
     assert out.read_bytes() == demo_epos.read_bytes()
+
+
+def test_sequential_file_writes_aligned_blocks_in_place_and_the_rest_through_its_buffer(tmp_path, monkeypatch):
+    # Whole 4 KiB blocks at an aligned address go straight to the disk when nothing is
+    # pending; anything else is gathered first. The bytes are the same either way.
+    block = writers._DIRECT_ALIGN
+    aligned = [writers.aligned_empty(2 * block, np.uint8) for _ in range(3)]
+    for k, array in enumerate(aligned):
+        array[:] = np.arange(2 * block) % (251 - k)
+    odd = np.arange(1000, dtype=np.uint8)
+    real_pwrite, sizes = os.pwrite, []
+    monkeypatch.setattr(writers.os, "pwrite", lambda fd, data, offset: sizes.append(len(data)) or
+                        real_pwrite(fd, data, offset))
+    sequence = [aligned[0], aligned[1], odd, aligned[2]]
+    with writers.SequentialFile(tmp_path / "out.bin") as handle:
+        for piece in sequence:
+            handle.write(piece)
+    assert (tmp_path / "out.bin").read_bytes() == b"".join(p.tobytes() for p in sequence)
+    if handle.direct:
+        assert sizes[:2] == [2 * block, 2 * block]  # written in place, one call each
