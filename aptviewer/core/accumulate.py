@@ -169,8 +169,7 @@ class _Axis:
                 upper = np.nextafter(upper, work.type(-np.inf))
         self.thresholds, self.lower, self.upper = thresholds, thresholds[0], upper
         self._wide = None
-        self._next_edges = np.append(thresholds[1:-1], work.type(np.inf)) if self.n > 0 else thresholds
-        # For open_indices: bin i's upper edge, and +inf after the one past the last bin.
+        # Bin i's upper edge, and +inf after the one past the last bin (see open_indices).
         self._open_next = np.append(thresholds[1:], work.type(np.inf))
         span = float(thresholds[-1]) - float(thresholds[0])
         scale = self.n / span if span > 0 else 0.0
@@ -205,22 +204,10 @@ class _Axis:
 
     def indices(self, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Bin index of every (in-range) value, with the last bin closed, into ``out`` (intp)."""
-        edges, n = self.thresholds, self.n
         if out is None:
             out = np.empty(values.shape, dtype=np.intp)
-        if not self.uniform:
-            out[...] = np.searchsorted(edges, values, side="right")
-            out -= 1
-            np.minimum(out, n - 1, out=out)
-            return out
-        estimate = values - self._base
-        estimate *= self._scale
-        np.copyto(out, estimate, casting="unsafe")  # truncation: estimates in (-1, 0) give bin 0
-        np.minimum(out, n - 1, out=out)
-        # The estimate is the right bin or the one below: compare with the next edge
-        # itself, exactly as np.histogram does (+inf after the last edge keeps the last
-        # bin closed).
-        out += values >= self._next_edges[out]
+        self.open_indices(values, out=out)
+        np.minimum(out, self.n - 1, out=out)
         return out
 
     def open_indices(self, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
