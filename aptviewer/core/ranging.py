@@ -707,10 +707,12 @@ def stream_column(source, column: str, accumulators, *, chunk_size: int = DEFAUL
         try:
             while pending:
                 done = pending.popleft().result()
+                # Reported before the next chunk starts: once started, it may finish before
+                # the callback runs, and the snapshot would hold one chunk too many.
+                report_progress(progress_callback, done, n)
                 following = next(starts, None)
                 if following is not None:
                     pending.append(pool.submit(add, following))
-                report_progress(progress_callback, done, n)
         finally:
             for future in pending:
                 future.cancel()
