@@ -23,7 +23,7 @@ import pandas as pd
 
 from .driver import iter_chunks, source_length
 from .errors import InsufficientDiskSpaceError
-from .lazy import DEFAULT_CHUNK_SIZE, LazyTable
+from .lazy import _DIRECT_ALIGN, DEFAULT_CHUNK_SIZE, LazyTable
 from .readers import EPOS_DTYPE, POS_DTYPE
 
 logger = logging.getLogger(__name__)
@@ -120,9 +120,8 @@ def atomic_output(path, *, inputs=()):
         raise
 
 
-# Direct I/O needs buffers, offsets and sizes in multiples of the disk's block (4096 covers
-# the usual 512 and 4096). Data are gathered in a page-aligned buffer of _STAGE_BYTES.
-_DIRECT_ALIGN = 4096
+# Direct I/O needs buffers, offsets and sizes in multiples of the disk's block (lazy._DIRECT_ALIGN;
+# 4096 covers the usual 512 and 4096). Data are gathered in a page-aligned buffer of _STAGE_BYTES.
 _STAGE_BYTES = 8 << 20
 
 
@@ -183,12 +182,10 @@ class SequentialFile:
             if self._fd is None:
                 return self._handle.write(data)
             if self._filled == 0 and len(data) % _DIRECT_ALIGN == 0 and _address(data) % _DIRECT_ALIGN == 0:
-                written = 0
-                while written < len(data):
-                    with data[written:] as part:
-                        written += os.pwrite(self._fd, part, self._offset + written)
-                self._offset += written
-                return written
+                if self._pwrite_all(data, len(data)):
+                    return len(data)
+                self._become_buffered()
+                return self._handle.write(data)
             done = 0
             while done < len(data):
                 take = min(len(data) - done, _STAGE_BYTES - self._filled)
@@ -203,22 +200,30 @@ class SequentialFile:
                         break
             return len(data)
 
-    def _write_stage(self, nbytes: int) -> None:
-        """Write the first ``nbytes`` (aligned) of the buffer at the file's end; keep the rest."""
+    def _pwrite_all(self, data, nbytes: int) -> bool:
+        """Write ``data[:nbytes]`` (aligned) at the file's end.
+
+        ``False``, with nothing written, if the file system accepted ``O_DIRECT`` at open but
+        refuses the writes; the caller then turns buffered (outside this handler, whose
+        traceback would hold the buffer).
+        """
         written = 0
-        refused = False
         try:
             while written < nbytes:
-                with self._view[written:nbytes] as part:
+                with data[written:nbytes] as part:
                     written += os.pwrite(self._fd, part, self._offset + written)
         except OSError as exc:
             if exc.errno != errno.EINVAL or written:
                 raise
-            refused = True  # the file system accepted O_DIRECT but refuses the writes
-        if refused:
-            self._become_buffered()  # (outside the handler: its traceback holds the buffer)
-            return
+            return False
         self._offset += nbytes
+        return True
+
+    def _write_stage(self, nbytes: int) -> None:
+        """Write the first ``nbytes`` (aligned) of the buffer at the file's end; keep the rest."""
+        if not self._pwrite_all(self._view, nbytes):
+            self._become_buffered()
+            return
         rest = self._filled - nbytes
         self._view[:rest] = self._view[nbytes:self._filled]
         self._filled = rest

@@ -184,3 +184,20 @@ def test_sequential_file_writes_aligned_blocks_in_place_and_the_rest_through_its
     assert (tmp_path / "out.bin").read_bytes() == b"".join(p.tobytes() for p in sequence)
     if handle.direct:
         assert sizes[:2] == [2 * block, 2 * block]  # written in place, one call each
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="direct I/O is a Linux feature")
+def test_a_refused_in_place_write_turns_buffered_too(tmp_path, monkeypatch):
+    # The first write is whole aligned blocks (written in place) and the file system refuses it.
+    def refuse(fd, data, offset):
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(writers.os, "pwrite", refuse)
+    first = writers.aligned_empty(writers._DIRECT_ALIGN, np.uint8)
+    first[:] = np.arange(first.size) % 253
+    pieces = [first, np.arange(777, dtype=np.uint8)]
+    with writers.SequentialFile(tmp_path / "out.bin") as handle:
+        for piece in pieces:
+            handle.write(piece)
+    assert not handle.direct
+    assert (tmp_path / "out.bin").read_bytes() == b"".join(p.tobytes() for p in pieces)
