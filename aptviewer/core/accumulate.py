@@ -492,10 +492,12 @@ def chunked_histogram(column, bins, value_range=None, chunk_size: int = DEFAULT_
     if np.ndim(bins) == 0 and value_range is None:
         try:
             low, high = chunked_min_max(column, chunk_size)
-            # np.histogram takes the range from the data's own min and max.
-            edges = np.histogram_bin_edges(np.array([low, high], dtype=dtype), bins=bins)
         except ValueError:
             edges = _histogram_edges(bins, None, dtype)  # no finite value: NumPy uses (0, 1)
+        else:
+            # np.histogram takes the range from the data's own min and max (and raises, as
+            # here, when that range is too narrow for the bins).
+            edges = np.histogram_bin_edges(np.array([low, high], dtype=dtype), bins=bins)
         bins, value_range = edges, None
     hist = Histogram1D(bins, value_range, dtype=dtype)
     _map_chunks(hist.update, [column], chunk_size, cancel=cancel, progress_callback=progress_callback)
