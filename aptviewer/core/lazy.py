@@ -14,6 +14,7 @@ import logging
 import mmap
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -178,6 +179,8 @@ class MappedRecords:
         self._readers = 0
         self._closing = False
         self._buffers = threading.local()
+        # Blocks made by empty_rows: id -> (weak reference, first field's offset, file's uint dtype).
+        self._layouts: dict[int, tuple] = {}
         if self.n_records == 0:
             # mmap cannot map an empty file; an empty array stands in.
             self._records = np.empty(0, dtype=self.record_dtype)
@@ -231,6 +234,7 @@ class MappedRecords:
         so the file is streamed through memory once instead of once per field.
         """
         records = self.records
+        together = self._rows_of_one_block(fields, outs)
         fd = self._enter_read() if self._fd is not None else None
         try:
             direct = None
@@ -247,6 +251,15 @@ class MappedRecords:
                 else:
                     block = self._pread_records(fd, block_start, block_stop)
                 lo, hi = block_start - start, block_stop - start
+                if together is not None:
+                    rows, first, count, dtype = together
+                    # One copy for all the fields: each call into NumPy gives up the GIL and
+                    # may wait a whole switch interval to get it back while other threads
+                    # run Python (the window's), so fewer calls is what keeps a reader fed.
+                    fields_of_block = np.ndarray((block.size, count), dtype=dtype, buffer=block,
+                                                 offset=first, strides=(block.strides[0], dtype.itemsize))
+                    np.copyto(rows[:, lo:hi].T, fields_of_block)
+                    continue
                 for field, out in zip(fields, outs):
                     np.copyto(out[lo:hi], block[field], casting="unsafe")
             if fd is not None and self.drop_behind and direct is None:
@@ -255,6 +268,88 @@ class MappedRecords:
         finally:
             if fd is not None:
                 self._leave_read()
+
+    def field_runs(self, fields: Sequence[str]) -> list[list[str]]:
+        """``fields`` grouped into runs that :meth:`empty_rows` lays out as one block each.
+
+        A run is fields of one size and byte order, in record order, that span at most
+        twice as many fields as they hold (the fields between are read along, unused).
+        """
+        fields = sorted(dict.fromkeys(fields), key=lambda f: self.record_dtype.fields[f][1])
+        runs: list[list[str]] = []
+        for field in fields:
+            dtype, offset = self.record_dtype.fields[field][:2]
+            if runs:
+                run = runs[-1]
+                first_dtype, first_offset = self.record_dtype.fields[run[0]][:2]
+                span = (offset - first_offset) // dtype.itemsize + 1
+                if (dtype.itemsize == first_dtype.itemsize and dtype.byteorder == first_dtype.byteorder
+                        and (offset - first_offset) % dtype.itemsize == 0 and span <= 2 * (len(run) + 1)):
+                    run.append(field)
+                    continue
+            runs.append([field])
+        return runs
+
+    def empty_rows(self, fields: Sequence[str], rows: int) -> dict[str, np.ndarray]:
+        """Arrays for ``rows`` values of each field, laid out for :meth:`read_fields_into`.
+
+        The fields of a run (:meth:`field_runs`) of more than one are rows of one 2-D
+        block, which a chunk read fills with one copy per block of records instead of one
+        per field.
+        """
+        arrays = {}
+        for run in self.field_runs(fields):
+            if len(run) == 1:
+                arrays[run[0]] = np.empty(rows, dtype=native_dtype(self.record_dtype[run[0]]))
+                continue
+            file_dtype = self.record_dtype[run[0]]
+            itemsize = file_dtype.itemsize
+            first = self.record_dtype.fields[run[0]][1]
+            count = (self.record_dtype.fields[run[-1]][1] - first) // itemsize + 1
+            block = np.empty((count, rows), dtype=f"u{itemsize}")
+            key = id(block)
+            uint = np.dtype(f"u{itemsize}")
+            file_uint = uint.newbyteorder(file_dtype.byteorder) if file_dtype.byteorder in "<>" else uint
+            self._layouts[key] = (weakref.ref(block, lambda _, key=key: self._layouts.pop(key, None)), first, file_uint)
+            for field in run:
+                row = (self.record_dtype.fields[field][1] - first) // itemsize
+                arrays[field] = block[row].view(native_dtype(self.record_dtype[field]))
+        return arrays
+
+    def _rows_of_one_block(self, fields: Sequence[str], outs: Sequence[np.ndarray]):
+        """``(rows, first_offset, count, dtype)`` when ``outs`` are rows of one block made
+        by :meth:`empty_rows` for these fields, else ``None``.
+
+        ``rows`` is the ``(count, n)`` part of the block that the outs are rows of (row
+        ``k``: the field at byte ``first_offset + k * itemsize`` of a record), ``dtype``
+        the fields' unsigned integer type in the file's byte order. Only a block of ours
+        qualifies: its rows between the fields asked for are ours to overwrite.
+        """
+        if len(fields) < 2:
+            return None
+        block = outs[0].base
+        layout = self._layouts.get(id(block))
+        if layout is None or layout[0]() is not block:
+            return None
+        _, first_offset, file_dtype = layout
+        itemsize = file_dtype.itemsize
+        origin = block.__array_interface__["data"][0]
+        size = outs[0].size
+        column = None
+        for field, out in zip(fields, outs):
+            dtype, offset = self.record_dtype.fields[field][:2]
+            row, rest = divmod(offset - first_offset, itemsize)
+            if (out.base is not block or rest or not 0 <= row < block.shape[0] or dtype.itemsize != itemsize
+                    or out.ndim != 1 or out.size != size or out.strides != (itemsize,)):
+                return None
+            col, rest = divmod(out.__array_interface__["data"][0] - origin - row * block.strides[0], itemsize)
+            if rest or (column is not None and col != column):
+                return None
+            column = col
+        rows = block[:, column:column + size]
+        if rows.shape[0] > 2 * len(fields):
+            return None  # mostly fields not asked for (a pass that dropped columns): one copy each
+        return rows, first_offset, rows.shape[0], file_dtype
 
     def prefetch(self, start: int, stop: int) -> None:
         """Ask the OS to start reading records ``start:stop`` in the background (a hint)."""
@@ -814,7 +909,7 @@ class LazyTable:
         Fields of one memory-mapped record file are read in a single pass over the records.
         """
         if out is None:
-            out = {name: np.empty(hi - lo, dtype=self._columns[name].dtype) for name in names}
+            out = self.empty_rows(names, hi - lo)
         # Fields of one record file are extracted together, block by block (see
         # MappedRecords.read_fields_into); every other column is read in one call.
         by_store: dict[int, list[str]] = {}
@@ -828,6 +923,24 @@ class LazyTable:
             store = self._columns[group[0]]._source.store
             store.read_fields_into([self._columns[n]._source.field for n in group], [out[n] for n in group], lo, hi)
         return {name: out[name] for name in names}
+
+    def empty_rows(self, names: Sequence[str], rows: int) -> dict[str, np.ndarray]:
+        """Uninitialised arrays for ``rows`` values of the columns ``names``, for :meth:`read_rows`.
+
+        Fields of one record file are laid out so that a read fills them together
+        (:meth:`MappedRecords.empty_rows`); other columns get plain arrays.
+        """
+        arrays, by_store = {}, {}
+        for name in dict.fromkeys(names):
+            source = self[name]._source
+            if isinstance(source, _FieldSource):
+                by_store.setdefault(id(source.store), (source.store, {}))[1][source.field] = name
+            else:
+                arrays[name] = np.empty(rows, dtype=self._columns[name].dtype)
+        for store, names_of in by_store.values():
+            for field, values in store.empty_rows(list(names_of), rows).items():
+                arrays[names_of[field]] = values
+        return {name: arrays[name] for name in dict.fromkeys(names)}
 
     def prefetch(self, names: Sequence[str], lo: int, hi: int) -> None:
         """Hint the OS to start reading rows ``lo:hi`` of ``names`` (record files only)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -248,3 +250,73 @@ def test_helper_threads_run_below_the_caller():
     with lazy.helper_pool(1, "test") as pool:
         helper = pool.submit(niceness).result()
     assert helper == min(19, niceness() + lazy.HELPER_NICENESS)
+
+
+# Runs of 4-byte fields (big- and little-endian), a field between two asked for, and an 8-byte one.
+_MIXED = np.dtype([("a", ">f4"), ("b", ">u4"), ("unused", ">f4"), ("c", ">f4"), ("d", ">i8"), ("e", "<f4"),
+                   ("f", "<i4")])
+
+
+@pytest.fixture(scope="module")
+def mixed_file(tmp_path_factory):
+    rng = np.random.default_rng(9)
+    records = np.zeros(20_000, dtype=_MIXED)
+    for name in _MIXED.names:
+        records[name] = rng.integers(-1_000, 1_000, 20_000) * (1.5 if _MIXED[name].kind == "f" else 1)
+    path = tmp_path_factory.mktemp("mixed") / "m.bin"
+    path.write_bytes(b"hd" + records.tobytes())
+    return path, records
+
+
+@pytest.mark.parametrize(("big", "direct"), [(False, False), (True, False), (True, True)])
+@settings(max_examples=40, deadline=None)
+@given(fields=st.lists(st.sampled_from(_MIXED.names), min_size=1, max_size=7, unique=True),
+       start=st.integers(0, 20_000), length=st.integers(0, 6_000), spare=st.integers(0, 3))
+def test_fields_laid_out_as_one_block_are_read_with_one_copy_per_block_and_exactly(
+        mixed_file, monkeypatch_module, big, direct, fields, start, length, spare):
+    from aptviewer.core import lazy
+
+    path, records = mixed_file
+    monkeypatch_module.setattr(lazy, "memory_budget", lambda: 0 if big else 1 << 40)
+    monkeypatch_module.setattr(lazy, "USE_DIRECT_IO", direct)
+    monkeypatch_module.setattr(lazy, "_RECORD_BLOCK", 1_000)
+    store = lazy.MappedRecords(path, _MIXED, 20_000, offset=2)
+    try:
+        stop = min(start + length, 20_000)
+        # As the chunk driver does: arrays for a whole chunk, the first rows of them filled.
+        arrays = store.empty_rows(fields, stop - start + spare)
+        outs = [arrays[name][:stop - start] for name in fields]
+        runs = store.field_runs(fields)
+        together = store._rows_of_one_block(fields, outs)
+        if stop > start:
+            assert (together is not None) == (len(runs) == 1 and len(fields) > 1)
+        if together is not None:
+            assert together[2] <= 2 * len(fields)  # a block holds at most as many unused fields as used ones
+        for run in runs:  # a run: fields of one size and byte order
+            assert len({(_MIXED[f].itemsize, _MIXED[f].byteorder) for f in run}) == 1
+        if len(runs) == 1:
+            store.read_fields_into(fields, outs, start, stop)
+        else:
+            for run in runs:
+                store.read_fields_into(run, [arrays[name][:stop - start] for name in run], start, stop)
+        for name in fields:
+            assert arrays[name].dtype == _MIXED[name].newbyteorder("=")
+            np.testing.assert_array_equal(arrays[name][:stop - start], records[name][start:stop])
+    finally:
+        store.close()
+
+
+def test_a_callers_rows_that_look_like_a_block_are_filled_one_by_one(mixed_file):
+    from aptviewer.core.lazy import MappedRecords
+
+    path, records = mixed_file
+    with contextlib.closing(MappedRecords(path, _MIXED, 20_000, offset=2)) as store:
+        # Rows 0 and 2 of the caller's own array, for fields a and c (with "unused" between
+        # them in the file): row 1 is the caller's data and must not be written.
+        mine = np.full((3, 5_000), 7, dtype=np.uint32)
+        outs = [mine[0].view(np.float32), mine[2].view(np.float32)]
+        assert store._rows_of_one_block(["a", "c"], outs) is None
+        store.read_fields_into(["a", "c"], outs, 100, 5_100)
+        np.testing.assert_array_equal(outs[0], records["a"][100:5_100])
+        np.testing.assert_array_equal(outs[1], records["c"][100:5_100])
+        assert (mine[1] == 7).all()
