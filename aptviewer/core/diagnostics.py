@@ -558,7 +558,7 @@ class SummaryAccumulator:
                                             what=what):
                     # Columns are independent: each is searched on its own thread.
                     run_all(pool, [functools.partial(update, self.stats[name], chunk[name]) for name in group])
-                    del chunk  # the read-ahead holds the next chunk: two in memory, not three
+                    del chunk  # not held while the next chunks are read
 
     def refine(self, chunk_size: int = DEFAULT_CHUNK_SIZE, *, cancel=None, progress_callback=None,
                on_pass=None) -> None:

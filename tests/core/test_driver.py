@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aptviewer.core import OperationCancelled, open_epos, read_epos, write_epos
@@ -180,3 +180,41 @@ def test_the_zero_check_drops_recorded_columns_and_still_finds_late_values(n, ch
     zeros = ZeroColumns(list(columns))
     assert drive(columns, [zeros], chunk_size) == n
     assert zeros.result() == [name for name, values in columns.items() if not np.any(values != 0)]
+
+
+# The monkeypatch is the same for every example (made[-1] is the example's pass).
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(chunk_size=st.integers(500, 12_000), keep=st.booleans(), data=st.data())
+def test_a_file_is_read_into_reused_arrays_and_a_kept_chunk_is_never_overwritten(demo_epos, monkeypatch,
+                                                                                  chunk_size, keep, data):
+    from aptviewer.core import driver
+
+    made = []
+
+    class Recorded(driver._ChunkBuffers):
+        def __init__(self, *args):
+            super().__init__(*args)
+            made.append(self)
+
+    monkeypatch.setattr(driver, "_ChunkBuffers", Recorded)
+    names = ["m/n (Da)", "det_x (mm)", "ipp"]
+    with open_epos(demo_epos) as table:
+        expected = {name: table[name][:] for name in names}
+        n = len(table)
+        # A consumer that keeps some chunks (a view of one is enough) and copies the others.
+        kept_at = set(data.draw(st.sets(st.sampled_from(range(0, n, chunk_size)), max_size=4))) if keep else set()
+        got, kept = {name: [] for name in names}, {}
+        for lo, chunk in iter_chunks(table, names, chunk_size):
+            if lo in kept_at:
+                kept[lo] = {name: values[1:] for name, values in chunk.items()}
+            for name in names:
+                got[name].append(chunk[name].copy())
+    for name in names:
+        np.testing.assert_array_equal(np.concatenate(got[name]), expected[name])
+        for lo, values in kept.items():
+            np.testing.assert_array_equal(values[name], expected[name][lo + 1:lo + chunk_size])
+    chunks = len(range(0, n, chunk_size))
+    if chunks > 1:
+        # READ_AHEAD + 2 sets of arrays serve a whole pass (being read, yielded, the one
+        # before); a kept chunk's arrays are never reused, so each costs a set of its own.
+        assert made[-1].allocated <= driver.READ_AHEAD + 2 + len(kept_at)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aptviewer.core import OperationCancelled, fetch_dataset_from_dld_grp, open_epos, summarize_processed_dataset
-from aptviewer.core import diagnostics, overview
+from aptviewer.core import diagnostics, driver, overview
 from aptviewer.core.overview import processed_dataset_overview
 from aptviewer.workflows import Binning, ReportParameters, run_file_report, write_summary_json
 from aptviewer.workflows.report import PHASE_READING
@@ -28,11 +28,11 @@ def test_one_pass_gives_the_overview_and_the_exact_summary(demo_epos, count_read
     # Every column read once: the overview, the summary and the zero check share the pass.
     # Beforehand, the medians' brackets read a sample of 1,024 runs of 2 rows, and the hit
     # map's range 256 runs of 4 rows. Columns only the zero check needs are
-    # dropped once they held a non-zero value: read in the first chunk and the one read ahead.
+    # dropped once they held a non-zero value: read in the first chunk and those read ahead.
     roles = {"m/n (Da)", "TOF (ns)", "HV_DC (V)", "det_x (mm)", "det_y (mm)", "ipp", "pslep"}
     sampled = {name: 2_048 * (name in roles) + 1_024 * (name in ("det_x (mm)", "det_y (mm)")) for name in count_reads}
     assert count_reads and {name: rows - sampled[name] for name, rows in count_reads.items()} == \
-        {name: 30_000 if name in roles else 2 * 7_000 for name in count_reads}
+        {name: 30_000 if name in roles else (1 + driver.READ_AHEAD) * 7_000 for name in count_reads}
     assert phases == [PHASE_READING] and report.passes == 1
     assert progress == [(min(k + 7_000, 30_000), 30_000) for k in range(0, 30_000, 7_000)]
     with open_epos(demo_epos) as table, mock.patch.object(overview, "DETECTOR_SAMPLE_SIZE", 1_024):
@@ -140,5 +140,6 @@ def test_cancel_stops_within_a_chunk(demo_epos, count_reads):
         with mock.patch.object(diagnostics, "_SAMPLE_SIZE", 2_048):
             run_file_report(demo_epos, ReportParameters(chunk_size=5_000),
                             progress_callback=lambda d, t: calls.append(d), cancel=lambda: len(calls) >= 2)
-    # Two chunks were processed; the read-ahead may have read the third, never more.
-    assert calls == [5_000, 10_000] and 10_000 <= count_reads["m/n (Da)"] - 2_048 <= 15_000
+    # Two chunks were processed; the read-ahead may have read the next READ_AHEAD, never more.
+    assert calls == [5_000, 10_000]
+    assert 10_000 <= count_reads["m/n (Da)"] - 2_048 <= 10_000 + driver.READ_AHEAD * 5_000
