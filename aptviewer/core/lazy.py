@@ -51,15 +51,26 @@ def _parallel_threads() -> int:
     return threads
 
 
-#: Environment variable: ``1`` reads files larger than a quarter of the memory with direct
-#: I/O (``O_DIRECT``, Linux) instead of buffered reads dropped from the cache behind the
-#: reader (the default). Direct reads cost less CPU (0.9 s of system time per pass of a
-#: 10 GB file, against 3.2 s), but on the build machine's virtual disk the kernel's
-#: read-ahead made the buffered passes faster: chunked_min_max of the 230 M-row file took
-#: 5.0-5.9 s buffered and 6.7-8.3 s direct (cold disk, 8 GB limit; the window's stalls
-#: were alike). Set it where the disk is local and fast and the CPU is the limit.
+#: Environment variable: how files larger than a quarter of the memory are read. Such a file
+#: is streamed, not kept in the page cache: by buffered reads that tell the OS to drop what
+#: they have read, or by direct I/O (``O_DIRECT``, Linux), where the disk writes straight
+#: into our buffer. Unset (the default): passes that read at least
+#: :data:`DIRECT_MIN_FIELDS` fields of each record use direct I/O, the others buffered
+#: reads. ``1``: direct I/O for every pass; ``0``: never.
+#:
+#: Direct reads cost less CPU (about 3.3 s less system time per pass of a 10 GB file), and
+#: a pass that extracts several fields and computes on them is CPU-bound on two cores;
+#: a pass over one field is bound by the disk, which on the build machine's virtual disk
+#: the kernel's read-ahead kept busier. Cold disk, 8 GB limit, 230 M-row EPOS, side by
+#: side: the overview (5 fields) took 6.1-6.8 s direct against 8.1 s buffered, the
+#: exact summary (11 fields) 7.3-8.3 s against 8.3-9.0 s and the window 7.9-8.3 s
+#: against 9.4-9.6 s; ``chunked_min_max`` (1 field) took 5.3-5.7 s buffered against
+#: 6.2-8.1 s direct.
 DIRECT_IO_ENV = "APTVIEWER_DIRECT_IO"
-USE_DIRECT_IO = os.environ.get(DIRECT_IO_ENV, "").strip() not in ("", "0")
+#: ``True``: direct I/O for every pass; ``False``: never; ``None``: by the fields read.
+USE_DIRECT_IO = {"1": True, "0": False}.get(os.environ.get(DIRECT_IO_ENV, "").strip())
+#: Passes that read at least this many fields of each record use direct I/O (see above).
+DIRECT_MIN_FIELDS = 3
 
 # Threads used by whole-file operations (to_dataframe, the chunked_* accumulators): chunks
 # are independent and NumPy releases the GIL while it copies and bins, so a second core
@@ -194,14 +205,14 @@ class MappedRecords:
         # never fills the machine (or the process's memory group) and no thread, the GUI's
         # included, stalls in page reclaim (with 8 GiB of cache in an 8 GB memory group,
         # the window stalled for 167-341 ms; dropped behind, the group peaks at ~370 MiB).
-        # Smaller files stay cached for the next pass. With APTVIEWER_DIRECT_IO=1 such a
-        # file is read with direct I/O instead: the disk writes straight into our buffer,
-        # with no copy out of the page cache (see USE_DIRECT_IO).
+        # Smaller files stay cached for the next pass. Passes that read several fields
+        # read such a file with direct I/O instead: the disk writes straight into our
+        # buffer, with no copy out of the page cache (see DIRECT_IO_ENV).
         self.drop_behind = self.n_records * self.record_dtype.itemsize > memory_budget() // 4
         if _HAVE_PREAD:
             self._fd = os.open(self.path, os.O_RDONLY)
             _fadvise(self._fd, 0, 0, "POSIX_FADV_SEQUENTIAL")
-            if self.drop_behind and USE_DIRECT_IO and hasattr(os, "O_DIRECT"):
+            if self.drop_behind and USE_DIRECT_IO is not False and hasattr(os, "O_DIRECT"):
                 try:
                     self._direct_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECT)
                     self._use_direct = True
@@ -238,7 +249,10 @@ class MappedRecords:
         fd = self._enter_read() if self._fd is not None else None
         try:
             direct = None
-            if fd is not None and self._use_direct and stop - start >= _RECORD_BLOCK:
+            # A few rows (a sample) of a file that is not kept in the cache: just their
+            # pages, without the kernel's read-ahead of a few hundred kB around each.
+            small = stop - start < _RECORD_BLOCK
+            if fd is not None and self._use_direct and stop > start and (small or self.reads_direct(len(fields))):
                 direct = self._read_direct(start, stop)
                 if direct is None:
                     self._use_direct = False  # the file system refused: buffered reads from now on
@@ -325,9 +339,9 @@ class MappedRecords:
         the fields' unsigned integer type in the file's byte order. Only a block of ours
         qualifies: its rows between the fields asked for are ours to overwrite.
         """
-        if len(fields) < 2:
-            return None
         block = outs[0].base
+        if len(fields) < 2 or block is None:
+            return None
         layout = self._layouts.get(id(block))
         if layout is None or layout[0]() is not block:
             return None
@@ -351,10 +365,17 @@ class MappedRecords:
             return None  # mostly fields not asked for (a pass that dropped columns): one copy each
         return rows, first_offset, rows.shape[0], file_dtype
 
-    def prefetch(self, start: int, stop: int) -> None:
-        """Ask the OS to start reading records ``start:stop`` in the background (a hint)."""
+    def reads_direct(self, n_fields: int) -> bool:
+        """Whether a chunk read of ``n_fields`` fields uses direct I/O (see DIRECT_IO_ENV)."""
+        return self._use_direct and (USE_DIRECT_IO is True or n_fields >= DIRECT_MIN_FIELDS)
+
+    def prefetch(self, start: int, stop: int, n_fields: int = 1) -> None:
+        """Ask the OS to start reading records ``start:stop`` in the background (a hint).
+
+        ``n_fields``: the fields the coming read will take (it may read with direct I/O).
+        """
         fd = self._fd
-        if fd is None or self._use_direct or stop <= start or self._records is None:
+        if fd is None or self.reads_direct(n_fields) or stop <= start or self._records is None:
             return  # direct reads do not go through the cache: nothing to warm
         size = self.record_dtype.itemsize
         _fadvise(fd, self.offset + start * size, (stop - start) * size, "POSIX_FADV_WILLNEED")
@@ -909,7 +930,9 @@ class LazyTable:
         Fields of one memory-mapped record file are read in a single pass over the records.
         """
         if out is None:
-            out = self.empty_rows(names, hi - lo)
+            # (A few rows, e.g. a sample's run, are not worth laying out as a block.)
+            out = self.empty_rows(names, hi - lo) if hi - lo >= _RECORD_BLOCK else \
+                {name: np.empty(hi - lo, dtype=self._columns[name].dtype) for name in names}
         # Fields of one record file are extracted together, block by block (see
         # MappedRecords.read_fields_into); every other column is read in one call.
         by_store: dict[int, list[str]] = {}
@@ -944,13 +967,13 @@ class LazyTable:
 
     def prefetch(self, names: Sequence[str], lo: int, hi: int) -> None:
         """Hint the OS to start reading rows ``lo:hi`` of ``names`` (record files only)."""
-        seen = set()
+        fields: dict[int, tuple[MappedRecords, set]] = {}
         for name in names:
             source = self._columns[name]._source
-            store = getattr(source, "store", None)
-            if isinstance(source, _FieldSource) and id(store) not in seen:
-                seen.add(id(store))
-                store.prefetch(lo, hi)
+            if isinstance(source, _FieldSource):
+                fields.setdefault(id(source.store), (source.store, set()))[1].add(source.field)
+        for store, wanted in fields.values():
+            store.prefetch(lo, hi, len(wanted))
 
     def to_dataframe(self, columns: Sequence[str] | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE, *,
                      progress_callback=None, cancel=None) -> pd.DataFrame:

@@ -268,7 +268,7 @@ def mixed_file(tmp_path_factory):
     return path, records
 
 
-@pytest.mark.parametrize(("big", "direct"), [(False, False), (True, False), (True, True)])
+@pytest.mark.parametrize(("big", "direct"), [(False, None), (True, False), (True, True), (True, None)])
 @settings(max_examples=40, deadline=None)
 @given(fields=st.lists(st.sampled_from(_MIXED.names), min_size=1, max_size=7, unique=True),
        start=st.integers(0, 20_000), length=st.integers(0, 6_000), spare=st.integers(0, 3))
@@ -294,11 +294,17 @@ def test_fields_laid_out_as_one_block_are_read_with_one_copy_per_block_and_exact
             assert together[2] <= 2 * len(fields)  # a block holds at most as many unused fields as used ones
         for run in runs:  # a run: fields of one size and byte order
             assert len({(_MIXED[f].itemsize, _MIXED[f].byteorder) for f in run}) == 1
-        if len(runs) == 1:
-            store.read_fields_into(fields, outs, start, stop)
-        else:
-            for run in runs:
-                store.read_fields_into(run, [arrays[name][:stop - start] for name in run], start, stop)
+        direct_reads = []
+        read_direct = store._read_direct
+        store._read_direct = lambda *args: direct_reads.append(args) or read_direct(*args)
+        store.read_fields_into(fields, outs, start, stop)
+        # Files larger than a quarter of the memory: direct I/O always (1), never (0), or by
+        # default for passes of DIRECT_MIN_FIELDS fields or more, and for a few rows (a
+        # sample's run) whenever the file system allows it.
+        available = big and _direct_io_works(path) and direct is not False
+        wanted = available and (direct is True or len(fields) >= lazy.DIRECT_MIN_FIELDS)
+        assert store.reads_direct(len(fields)) == wanted
+        assert bool(direct_reads) == (stop > start and (wanted or (available and stop - start < lazy._RECORD_BLOCK)))
         for name in fields:
             assert arrays[name].dtype == _MIXED[name].newbyteorder("=")
             np.testing.assert_array_equal(arrays[name][:stop - start], records[name][start:stop])
