@@ -35,6 +35,8 @@ from .progress import raise_if_cancelled, report_progress
 #: 230 M-row benchmark the window's pass kept one reader thread busy for 10 of its 11 s.
 #: Two readers share that over both cores; memory holds one more chunk.
 READ_AHEAD = 2
+# Runs of rows read at once by sample_rows.
+_SAMPLE_THREADS = 8
 
 
 class Consumer(Protocol):
@@ -101,8 +103,13 @@ def sample_rows(source, names: Sequence[str], size: int, blocks: int = 1024) -> 
         return read_rows(source, names, 0, n)
     blocks = max(1, min(int(blocks), int(size)))
     rows = max(1, int(size) // blocks)
-    pieces = [read_rows(source, names, int(lo), int(lo) + rows)
-              for lo in np.linspace(0, n - rows, blocks).astype(np.int64)]
+    firsts = [int(lo) for lo in np.linspace(0, n - rows, blocks).astype(np.int64)]
+    if isinstance(source, LazyTable):
+        # From a cold disk each run waits for the disk: many in flight at once.
+        with helper_pool(_SAMPLE_THREADS, "sample") as pool:
+            pieces = list(pool.map(lambda lo: read_rows(source, names, lo, lo + rows), firsts))
+    else:
+        pieces = [read_rows(source, names, lo, lo + rows) for lo in firsts]
     return {name: np.concatenate([piece[name] for piece in pieces]) for name in names}
 
 
@@ -122,7 +129,8 @@ def _reader(source, names: list[str]):
 
 def iter_chunks(source, columns: Sequence[str], chunk_size: int = DEFAULT_CHUNK_SIZE, *, cancel=None,
                 progress_callback=None, start: int = 0, stop: int | None = None, total: int | None = None,
-                what: str | None = None, still_needed=None) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+                what: str | None = None, still_needed=None,
+                first_chunk: int | None = None) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """Yield ``(first_row, {name: ndarray})`` chunks of ``columns`` of ``source``.
 
     Parameters
@@ -148,6 +156,9 @@ def iter_chunks(source, columns: Sequence[str], chunk_size: int = DEFAULT_CHUNK_
         ``still_needed() -> columns``, asked before each chunk is read: the columns of
         ``columns`` that are still needed (a consumer may be done with some early, e.g.
         the all-zero check once a column held a non-zero value). Default: all of them.
+    first_chunk : int, optional
+        Rows of the first chunk, when fewer than ``chunk_size`` (a window's first picture
+        waits for the first chunk); the others hold ``chunk_size``.
     """
     chunk_size = _check_chunk_size(chunk_size)
     names = list(dict.fromkeys(columns))
@@ -165,21 +176,30 @@ def iter_chunks(source, columns: Sequence[str], chunk_size: int = DEFAULT_CHUNK_
         def read(lo, hi, out=None):
             wanted = [name for name in still_needed() if name in names] or names[:1]
             return full_read(lo, hi, out) if len(wanted) == len(names) else _reader(source, wanted)(lo, hi, out)
-    starts = range(start, stop, chunk_size)
-    if isinstance(source, LazyTable) and len(starts) > 1:
-        yield from _read_ahead(source, names, read, starts, stop, total, cancel, progress_callback, what)
+    bounds = chunk_bounds(start, stop, chunk_size, first_chunk)
+    if isinstance(source, LazyTable) and len(bounds) > 1:
+        yield from _read_ahead(source, names, read, bounds, total, cancel, progress_callback, what)
         return
-    done = start
-    for lo in starts:
+    for lo, hi in bounds:
         raise_if_cancelled(cancel, what)
-        hi = min(lo + chunk_size, stop)
         yield lo, read(lo, hi)
-        done = hi
-        report_progress(progress_callback, done, total)
+        report_progress(progress_callback, hi, total)
     raise_if_cancelled(cancel, what)
 
 
-def _read_ahead(table: LazyTable, names, read, starts: range, stop: int, total: int, cancel, progress_callback,
+def chunk_bounds(start: int, stop: int, chunk_size: int, first_chunk: int | None = None) -> list[tuple[int, int]]:
+    """The ``(lo, hi)`` row ranges of the chunks of rows ``start:stop``.
+
+    All hold ``chunk_size`` rows but the last, and the first when ``first_chunk`` is
+    smaller: then it holds ``first_chunk`` rows and the others follow it.
+    """
+    first = start + first_chunk if first_chunk is not None and 0 < first_chunk < chunk_size else start
+    bounds = [(start, min(first, stop))] if start < first < stop else []
+    return bounds + [(lo, min(lo + chunk_size, stop)) for lo in range(bounds[-1][1] if bounds else start, stop,
+                                                                        chunk_size)]
+
+
+def _read_ahead(table: LazyTable, names, read, bounds: list[tuple[int, int]], total: int, cancel, progress_callback,
                 what: str):
     """:func:`iter_chunks` over a file: the next chunks are read on other threads meanwhile.
 
@@ -187,29 +207,32 @@ def _read_ahead(table: LazyTable, names, read, starts: range, stop: int, total: 
     yielded and the one before, which the caller's loop variable holds until the next
     replaces it), in arrays reused from chunk to chunk (:class:`_ChunkBuffers`).
     """
-    step = starts.step
-    buffers = _ChunkBuffers(lambda: table.empty_rows(names, step))
+    rows = max(hi - lo for lo, hi in bounds)
+    buffers = _ChunkBuffers(lambda: table.empty_rows(names, rows))
 
-    def fetch(lo):
-        hi = min(lo + step, stop)
-        if hi < stop:
-            table.prefetch(names, hi, min(hi + step, stop))
+    def fetch(index):
+        lo, hi = bounds[index]
+        if index + 1 < len(bounds):
+            table.prefetch(names, *bounds[index + 1])
         arrays = buffers.take()
         return arrays, read(lo, hi, {name: values[:hi - lo] for name, values in arrays.items()})
 
-    depth = min(READ_AHEAD, len(starts))
+    depth = min(READ_AHEAD, len(bounds))
     pool = helper_pool(depth, "read-ahead")
     pending: collections.deque = collections.deque()
     lent: list[dict] = []  # the arrays of the chunks handed out and not yet taken back
     try:
         raise_if_cancelled(cancel, what)
-        for index in range(depth):
-            pending.append(pool.submit(fetch, starts[index]))
-        for index, lo in enumerate(starts):
+        # The first chunk is read alone (the first picture waits for it), then the
+        # read-ahead fills up.
+        pending.append(pool.submit(fetch, 0))
+        submitted = 1
+        for lo, hi in bounds:
             arrays, chunk = pending.popleft().result()
-            if index + depth < len(starts):
+            while submitted < len(bounds) and len(pending) < depth:
                 raise_if_cancelled(cancel, what)
-                pending.append(pool.submit(fetch, starts[index + depth]))
+                pending.append(pool.submit(fetch, submitted))
+                submitted += 1
             yield lo, chunk
             # The caller's loop variable holds this chunk until the next one replaces it:
             # the arrays of the chunk before are the ones it has let go of.
@@ -218,7 +241,7 @@ def _read_ahead(table: LazyTable, names, read, starts: range, stop: int, total: 
             del arrays
             if len(lent) > 1:
                 buffers.give_back(lent.pop(0))
-            report_progress(progress_callback, min(lo + step, stop), total)
+            report_progress(progress_callback, hi, total)
         raise_if_cancelled(cancel, what)
     finally:
         for future in pending:
@@ -271,12 +294,13 @@ class _ChunkBuffers:
 
 
 def drive(source, consumers: Sequence[Consumer], chunk_size: int = DEFAULT_CHUNK_SIZE, *, cancel=None,
-          progress_callback=None, what: str | None = None, on_chunk=None) -> int:
+          progress_callback=None, what: str | None = None, on_chunk=None, first_chunk: int | None = None) -> int:
     """One pass over ``source`` feeding every consumer each chunk; returns the rows streamed.
 
     The columns read are the union of the consumers' ``needed_columns``, asked again before
     every chunk (a consumer may drop columns it is done with). ``on_chunk(rows_done)``
-    is called after every chunk (e.g. to take a snapshot for the GUI).
+    is called after every chunk (e.g. to take a snapshot for the GUI); ``first_chunk``
+    makes the first chunk smaller (see :func:`iter_chunks`).
 
     A consumer may also offer ``tasks(chunk, start)``: a list of callables, independent of
     each other, that together do what ``update`` does (the overview's histograms, the
@@ -298,7 +322,7 @@ def drive(source, consumers: Sequence[Consumer], chunk_size: int = DEFAULT_CHUNK
     rows = 0
     with task_pool(len(consumers) + sum(split) > 1, "consumer") as pool:
         for lo, chunk in iter_chunks(source, names, chunk_size, cancel=cancel, progress_callback=progress_callback,
-                                     what=what, still_needed=still_needed):
+                                     what=what, still_needed=still_needed, first_chunk=first_chunk):
             run_all(pool, [task for consumer, by_tasks in zip(consumers, split)
                            for task in _tasks_of(consumer, by_tasks, chunk, lo)])
             rows = lo + len(next(iter(chunk.values())))

@@ -50,6 +50,10 @@ logger = logging.getLogger(__name__)
 #: Phases of the report, as shown next to its progress.
 PHASE_READING = "reading"
 PHASE_REFINING = "refining medians"
+#: Rows of the first chunk when ``on_chunk`` watches the pass: 5.8 MB of EPOS records, a
+#: few tens of milliseconds from a cold disk, so that the window's first picture does not
+#: wait for a whole chunk (44 MB, 0.11-0.33 s on the build machine's disk).
+FIRST_CHUNK_ROWS = 1 << 17
 
 
 class ReportExtra(Protocol):
@@ -188,7 +192,11 @@ def run_file_report(source, params: ReportParameters | None = None, *, progress_
         if phase_callback is not None:
             phase_callback(PHASE_READING)
         hook = (lambda rows: on_chunk(rows, accumulator)) if on_chunk is not None else None
-        drive(data, consumers, params.chunk_size, cancel=cancel, progress_callback=progress_callback, on_chunk=hook)
+        # Someone watching the overview grow (the window) gets its first picture from a
+        # small first chunk.
+        first = FIRST_CHUNK_ROWS if on_chunk is not None else None
+        drive(data, consumers, params.chunk_size, cancel=cancel, progress_callback=progress_callback, on_chunk=hook,
+              first_chunk=first)
         if not accumulator.needed_columns:
             accumulator._rows = accumulator.n_rows  # nothing to accumulate: trivially complete
         summary_dict = None

@@ -57,7 +57,9 @@ def test_a_lazy_table_is_read_in_one_sweep_per_chunk(demo_epos, monkeypatch):
     with open_epos(demo_epos) as table:
         chunks = list(iter_chunks(table, ["m/n (Da)", "det_x (mm)"], 7_000))
         np.testing.assert_array_equal(np.concatenate([c["det_x (mm)"] for _, c in chunks]), table["det_x (mm)"][:])
-    assert calls == [(("m/n (Da)", "det_x (mm)"), lo, min(lo + 7_000, 30_000)) for lo in range(0, 30_000, 7_000)]
+    # Each chunk read once, all columns together (the read-ahead threads may read them in any order).
+    assert sorted(calls, key=lambda call: call[1]) == \
+        [(("m/n (Da)", "det_x (mm)"), lo, min(lo + 7_000, 30_000)) for lo in range(0, 30_000, 7_000)]
 
 
 def test_cancel_stops_before_the_next_chunk_is_read(frame):
@@ -218,3 +220,28 @@ def test_a_file_is_read_into_reused_arrays_and_a_kept_chunk_is_never_overwritten
         # READ_AHEAD + 2 sets of arrays serve a whole pass (being read, yielded, the one
         # before); a kept chunk's arrays are never reused, so each costs a set of its own.
         assert made[-1].allocated <= driver.READ_AHEAD + 2 + len(kept_at)
+
+
+@settings(max_examples=40, deadline=None)
+@given(chunk_size=st.integers(1, 12_000), first_chunk=st.integers(1, 12_000) | st.none(),
+       start=st.integers(0, 31_000), length=st.integers(0, 31_000), kind=st.sampled_from(["file", "frame"]))
+def test_a_smaller_first_chunk_then_whole_chunks_cover_the_rows_in_order(demo_epos, demo_records, chunk_size,
+                                                                        first_chunk, start, length, kind):
+    stop = min(start + length, 30_000)
+    expected = demo_records["m/n (Da)"][start:stop].astype(np.float32)
+    with open_epos(demo_epos) as table:
+        source = table if kind == "file" else pd.DataFrame({"m/n (Da)": table["m/n (Da)"][:]})
+        seen, progress = [], []
+        for lo, chunk in iter_chunks(source, ["m/n (Da)"], chunk_size, start=start, stop=start + length,
+                                     first_chunk=first_chunk, progress_callback=lambda d, t: progress.append(d)):
+            seen.append((lo, chunk["m/n (Da)"].copy()))
+    got = np.concatenate([values for _, values in seen]) if seen else np.empty(0, np.float32)
+    np.testing.assert_array_equal(got, expected)
+    sizes = [len(values) for _, values in seen]
+    assert [lo for lo, _ in seen] == list(np.cumsum([start] + sizes[:-1])) if seen else stop <= start
+    if seen and first_chunk is not None and first_chunk < chunk_size:
+        assert sizes[0] == min(first_chunk, stop - start)
+        assert all(size == chunk_size for size in sizes[1:-1]) and sizes[-1] <= chunk_size
+    elif seen:
+        assert all(size == chunk_size for size in sizes[:-1]) and sizes[-1] <= chunk_size
+    assert progress == [lo + size for (lo, _), size in zip(seen, sizes)]
