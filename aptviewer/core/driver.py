@@ -9,8 +9,8 @@ writers with ``needed_columns`` and ``update(chunk, start)``), so that a new ana
 consumer plugged into an existing pass, not a new loop.
 
 Reading is done in one place, with read-ahead for every pass at once: while the caller
-works on one chunk of a file, other threads read the next ones (``pread`` releases the
-GIL), and the OS is asked to start on the one after. From a cold disk a pass then takes about
+works on one chunk of a file, a helper thread reads the next (``pread`` releases the
+GIL; see READ_AHEAD), and the OS is asked to start on the one after. From a cold disk a pass then takes about
 as long as reading the file, not reading plus computing.
 """
 
@@ -30,11 +30,11 @@ import pandas as pd
 from .lazy import DEFAULT_CHUNK_SIZE, PARALLEL_THREADS, LazyTable, _check_chunk_size, helper_pool
 from .progress import raise_if_cancelled, report_progress
 
-#: Chunks read ahead of the caller, each on a thread of its own. Reading a chunk of a cold
-#: file is CPU work too (the copy out of the page cache, extracting the fields): on the
-#: 230 M-row benchmark the window's pass kept one reader thread busy for 10 of its 11 s.
-#: Two readers share that over both cores; memory holds one more chunk.
-READ_AHEAD = 2
+#: Chunks read ahead of the caller, each on a thread of its own. Two (one reader per core)
+#: were not clearly faster on the 230 M-row benchmark (the window 9.9-11.0 s against
+#: 11.2-11.4 s, within the disk's noise), and the extra chunk took the summary of
+#: 27 M rows past its 64 MB (68.7 MB against 49.5 MB).
+READ_AHEAD = 1
 # Runs of rows read at once by sample_rows.
 _SAMPLE_THREADS = 8
 
@@ -201,11 +201,11 @@ def chunk_bounds(start: int, stop: int, chunk_size: int, first_chunk: int | None
 
 def _read_ahead(table: LazyTable, names, read, bounds: list[tuple[int, int]], total: int, cancel, progress_callback,
                 what: str):
-    """:func:`iter_chunks` over a file: the next chunks are read on other threads meanwhile.
+    """:func:`iter_chunks` over a file: the next chunks are read on helper threads meanwhile.
 
-    Memory holds ``READ_AHEAD + 2`` chunks of the columns (those being read, the one
-    yielded and the one before, which the caller's loop variable holds until the next
-    replaces it), in arrays reused from chunk to chunk (:class:`_ChunkBuffers`).
+    Memory holds ``READ_AHEAD + 1`` chunks of the columns (those being read and the one
+    yielded; one more while a caller's loop variable holds a chunk until the next replaces
+    it), in arrays reused from chunk to chunk (:class:`_ChunkBuffers`).
     """
     rows = max(hi - lo for lo, hi in bounds)
     buffers = _ChunkBuffers(lambda: table.empty_rows(names, rows))
@@ -234,13 +234,12 @@ def _read_ahead(table: LazyTable, names, read, bounds: list[tuple[int, int]], to
                 pending.append(pool.submit(fetch, submitted))
                 submitted += 1
             yield lo, chunk
-            # The caller's loop variable holds this chunk until the next one replaces it:
-            # the arrays of the chunk before are the ones it has let go of.
+            # Arrays the caller has let go of are reused. A caller's loop variable may hold
+            # a chunk until the next one replaces it: those arrays come back a chunk later.
             del chunk
             lent.append(arrays)
             del arrays
-            if len(lent) > 1:
-                buffers.give_back(lent.pop(0))
+            lent = [arrays for arrays in lent if not buffers.give_back(arrays)]
             report_progress(progress_callback, hi, total)
         raise_if_cancelled(cancel, what)
     finally:
@@ -264,7 +263,7 @@ class _ChunkBuffers:
         self._allocate = allocate
         self._free: list[dict[str, np.ndarray]] = []
         self._lock = threading.Lock()
-        #: Sets of arrays allocated so far (READ_AHEAD + 2 for a pass when every chunk came back).
+        #: Sets of arrays allocated so far (at most READ_AHEAD + 2 for a pass when every chunk came back).
         self.allocated = 0
 
     def take(self) -> dict[str, np.ndarray]:
@@ -274,13 +273,16 @@ class _ChunkBuffers:
             self.allocated += 1
         return self._allocate()
 
-    def give_back(self, arrays: dict[str, np.ndarray]) -> None:
+    def give_back(self, arrays: dict[str, np.ndarray]) -> bool:
+        """Take ``arrays`` back for reuse if nothing else refers to them; whether it did."""
         # An array no one else holds is referred to by ``arrays`` and getrefcount's argument.
         # (Arrays laid out as rows of one block hold it, and its views are all in ``arrays``:
         # any view of one kept elsewhere refers to the array it was made from, or the block.)
         if all(sys.getrefcount(arrays[name]) == 2 for name in arrays) and self._blocks_free(arrays):
             with self._lock:
                 self._free.append(arrays)
+            return True
+        return False
 
     @staticmethod
     def _blocks_free(arrays: dict[str, np.ndarray]) -> bool:
@@ -326,6 +328,7 @@ def drive(source, consumers: Sequence[Consumer], chunk_size: int = DEFAULT_CHUNK
             run_all(pool, [task for consumer, by_tasks in zip(consumers, split)
                            for task in _tasks_of(consumer, by_tasks, chunk, lo)])
             rows = lo + len(next(iter(chunk.values())))
+            del chunk  # its arrays are read into again (see _read_ahead)
             if on_chunk is not None:
                 on_chunk(rows)
     return rows
