@@ -30,11 +30,14 @@ import pandas as pd
 from .lazy import DEFAULT_CHUNK_SIZE, PARALLEL_THREADS, LazyTable, _check_chunk_size, helper_pool
 from .progress import raise_if_cancelled, report_progress
 
-#: Chunks read ahead of the caller, each on a thread of its own. Two (one reader per core)
-#: were not clearly faster on the 230 M-row benchmark (the window 9.9-11.0 s against
-#: 11.2-11.4 s, within the disk's noise), and the extra chunk took the summary of
-#: 27 M rows past its 64 MB (68.7 MB against 49.5 MB).
+#: Chunks read ahead of the caller, each on a thread of its own: one for a file the page
+#: cache holds (the kernel reads ahead of us), two for a file streamed past it
+#: (:meth:`LazyTable.streams_past_cache`), where only our requests keep the disk busy.
+#: On the cold 230 M-row benchmark, two ahead took the overview 6.0-6.3 s and the
+#: window 8.3-8.7 s; one ahead 10.3 s and 11.0 s. On a 27 M-row cached file a second
+#: chunk ahead only costs memory (the summary 68.7 MB against 49.5 MB).
 READ_AHEAD = 1
+READ_AHEAD_PAST_CACHE = 2
 # Runs of rows read at once by sample_rows.
 _SAMPLE_THREADS = 8
 
@@ -203,9 +206,9 @@ def _read_ahead(table: LazyTable, names, read, bounds: list[tuple[int, int]], to
                 what: str):
     """:func:`iter_chunks` over a file: the next chunks are read on helper threads meanwhile.
 
-    Memory holds ``READ_AHEAD + 1`` chunks of the columns (those being read and the one
-    yielded; one more while a caller's loop variable holds a chunk until the next replaces
-    it), in arrays reused from chunk to chunk (:class:`_ChunkBuffers`).
+    Memory holds one chunk of the columns more than are read ahead (those being read and
+    the one yielded; one more while a caller's loop variable holds a chunk until the next
+    replaces it), in arrays reused from chunk to chunk (:class:`_ChunkBuffers`).
     """
     rows = max(hi - lo for lo, hi in bounds)
     buffers = _ChunkBuffers(lambda: table.empty_rows(names, rows))
@@ -217,7 +220,7 @@ def _read_ahead(table: LazyTable, names, read, bounds: list[tuple[int, int]], to
         arrays = buffers.take()
         return arrays, read(lo, hi, {name: values[:hi - lo] for name, values in arrays.items()})
 
-    depth = min(READ_AHEAD, len(bounds))
+    depth = min(READ_AHEAD_PAST_CACHE if table.streams_past_cache(names) else READ_AHEAD, len(bounds))
     pool = helper_pool(depth, "read-ahead")
     pending: collections.deque = collections.deque()
     lent: list[dict] = []  # the arrays of the chunks handed out and not yet taken back
@@ -263,7 +266,7 @@ class _ChunkBuffers:
         self._allocate = allocate
         self._free: list[dict[str, np.ndarray]] = []
         self._lock = threading.Lock()
-        #: Sets of arrays allocated so far (at most READ_AHEAD + 2 for a pass when every chunk came back).
+        #: Sets of arrays allocated so far (chunks read ahead + 2 at most, when every chunk came back).
         self.allocated = 0
 
     def take(self) -> dict[str, np.ndarray]:

@@ -965,6 +965,12 @@ class LazyTable:
                 arrays[names_of[field]] = values
         return {name: arrays[name] for name in dict.fromkeys(names)}
 
+    def streams_past_cache(self, names: Sequence[str]) -> bool:
+        """Whether any of the columns ``names`` comes from a file too large to be kept in
+        the page cache (read with drop-behind or direct I/O, see :class:`MappedRecords`)."""
+        return any(isinstance(source, _FieldSource) and source.store.drop_behind
+                   for source in (self[name]._source for name in names))
+
     def prefetch(self, names: Sequence[str], lo: int, hi: int) -> None:
         """Hint the OS to start reading rows ``lo:hi`` of ``names`` (record files only)."""
         fields: dict[int, tuple[MappedRecords, set]] = {}
