@@ -60,12 +60,12 @@ def _parallel_threads() -> int:
 #:
 #: Direct reads cost less CPU (about 3.3 s less system time per pass of a 10 GB file), and
 #: a pass that extracts several fields and computes on them is CPU-bound on two cores;
-#: a pass over one field is bound by the disk, which on the build machine's virtual disk
-#: the kernel's read-ahead kept busier. Cold disk, 8 GB limit, 230 M-row EPOS, side by
-#: side: the overview (5 fields) took 6.1-6.8 s direct against 8.1 s buffered, the
-#: exact summary (11 fields) 7.3-8.3 s against 8.3-9.0 s and the window 7.9-8.3 s
-#: against 9.4-9.6 s; ``chunked_min_max`` (1 field) took 5.3-5.7 s buffered against
-#: 6.2-8.1 s direct.
+#: a pass over one or two fields is bound by the disk, which on the build machine's
+#: virtual disk the kernel's read-ahead kept busier. Cold disk, 8 GB limit, 230 M-row
+#: EPOS, side by side: the overview (5 fields) took 6.1-6.8 s direct against 8.1 s
+#: buffered, the exact summary (11 fields) 7.3-8.3 s against 8.3-9.0 s and the window
+#: 7.9-8.3 s against 9.4-9.6 s; ``chunked_min_max`` (1 field) took 5.3-5.7 s buffered
+#: against 6.2-8.1 s direct, ``chunked_histogram2d`` (2 fields) 5.9 s against 8.5 s.
 DIRECT_IO_ENV = "APTVIEWER_DIRECT_IO"
 #: ``True``: direct I/O for every pass; ``False``: never; ``None``: by the fields read.
 USE_DIRECT_IO = {"1": True, "0": False}.get(os.environ.get(DIRECT_IO_ENV, "").strip())
@@ -131,10 +131,32 @@ def _empty_column(n: int, dtype) -> np.ndarray:
     is released with the array.
     """
     dtype = np.dtype(dtype)
-    if n * dtype.itemsize < (64 << 20) or not hasattr(mmap, "MAP_PRIVATE"):
+    if n * dtype.itemsize < (64 << 20):
         return np.empty(n, dtype=dtype)
-    block = mmap.mmap(-1, n * dtype.itemsize, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    return np.frombuffer(block, dtype=dtype, count=n)
+    return aligned_empty(n, dtype)
+
+
+def aligned_empty(n: int, dtype) -> np.ndarray:
+    """An uninitialised array of ``n`` values at a page-aligned address, in a private
+    anonymous mapping of its own (ordinary process memory, released with the array).
+
+    Page-aligned as direct I/O needs it (see ``writers.SequentialFile``).
+    """
+    dtype = np.dtype(dtype)
+    return np.frombuffer(anonymous_pages(max(1, n * dtype.itemsize)), dtype=dtype, count=n)
+
+
+def anonymous_pages(nbytes: int) -> mmap.mmap:
+    """``nbytes`` of page-aligned process memory (a private anonymous mapping).
+
+    A plain ``mmap.mmap(-1, n)`` is a *shared* anonymous mapping on Linux, which the OS
+    counts as shared memory (``RssShmem``), not as the process's anonymous memory: the
+    memory benchmarks would not see it.
+    """
+    private, anonymous = getattr(mmap, "MAP_PRIVATE", None), getattr(mmap, "MAP_ANONYMOUS", None)
+    if private is None or anonymous is None:
+        return mmap.mmap(-1, nbytes)  # Windows: memory of the process's own already
+    return mmap.mmap(-1, nbytes, flags=private | anonymous)
 
 
 def native_dtype(dtype) -> np.dtype:
@@ -406,7 +428,7 @@ class MappedRecords:
             if buffer is not None:
                 self._buffers.direct = None
                 buffer.close()
-            buffer = mmap.mmap(-1, hi - lo)  # page-aligned, as direct I/O needs
+            buffer = anonymous_pages(hi - lo)  # page-aligned, as direct I/O needs
             self._buffers.direct = buffer
         view = memoryview(buffer)[:hi - lo]
         # A disk serves several requests at once faster than one (without the page cache

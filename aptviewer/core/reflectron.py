@@ -81,11 +81,11 @@ import pandas as pd
 from .. import __version__, _resources
 from .driver import read_rows
 from .errors import DataFormatError
-from .lazy import DEFAULT_CHUNK_SIZE, _check_chunk_size
+from .lazy import DEFAULT_CHUNK_SIZE, _check_chunk_size, aligned_empty
 from .progress import raise_if_cancelled, report_progress
 from .readers import EPOS_DTYPE, open_epos
 from .roles import ROLE_CANDIDATES, ROLE_LABELS, find_role
-from .writers import SequentialFile, aligned_empty, atomic_output, check_free_space
+from .writers import SequentialFile, atomic_output, check_free_space
 
 logger = logging.getLogger(__name__)
 
@@ -1110,7 +1110,7 @@ def correct_table_streaming(table, mesh, h5_output_path, *, epos_output_path=Non
                             chunk_size: int = DEFAULT_CHUNK_SIZE, progress_callback=None, cancel=None) -> dict:
     """Correct an open table in one pass: the processed HDF5, optionally a corrected EPOS.
 
-    Memory stays bounded by one chunk (at most 200,000 rows at a time, about 200 bytes a
+    Memory stays bounded by one chunk (at most 199,680 rows at a time, about 200 bytes a
     row, 250 with the EPOS), whatever the file size and the outputs. Each output is written
     to a temporary file beside it and renamed into place only when every output is
     complete; a cancel or an error leaves none of them.
@@ -1135,7 +1135,7 @@ def correct_table_streaming(table, mesh, h5_output_path, *, epos_output_path=Non
         ``'input det_x (mm)'``, ``'input det_y (mm)'`` to views valid during the call
         (the before/after hit maps of the correction workflow).
     chunk_size : int
-        Rows corrected and appended per step (capped at 200,000). The next step is read
+        Rows corrected and appended per step (capped at 199,680). The next step is read
         and corrected on a helper thread while the current one is written.
     progress_callback : callable, optional
         ``progress_callback(done_rows, total_rows)`` after every step.

@@ -11,7 +11,6 @@ import contextlib
 import glob
 import errno
 import logging
-import mmap
 import os
 import shutil
 import uuid
@@ -23,7 +22,7 @@ import pandas as pd
 
 from .driver import iter_chunks, source_length
 from .errors import InsufficientDiskSpaceError
-from .lazy import _DIRECT_ALIGN, DEFAULT_CHUNK_SIZE, LazyTable
+from .lazy import _DIRECT_ALIGN, DEFAULT_CHUNK_SIZE, LazyTable, anonymous_pages
 from .readers import EPOS_DTYPE, POS_DTYPE
 
 logger = logging.getLogger(__name__)
@@ -129,12 +128,6 @@ def _address(buffer) -> int:
     return np.frombuffer(buffer, dtype=np.uint8).__array_interface__["data"][0]
 
 
-def aligned_empty(n: int, dtype) -> np.ndarray:
-    """An uninitialised array of ``n`` values at a page-aligned address (for direct writes)."""
-    dtype = np.dtype(dtype)
-    return np.frombuffer(mmap.mmap(-1, max(1, n * dtype.itemsize)), dtype=dtype, count=n)
-
-
 class SequentialFile:
     """A new file written front to back, past the page cache where the OS allows.
 
@@ -162,8 +155,9 @@ class SequentialFile:
         if self._fd is None:
             self._handle = open(self.path, "wb")
             return
-        self._stage = mmap.mmap(-1, _STAGE_BYTES)  # page-aligned, as direct I/O needs
-        self._view = memoryview(self._stage)
+        # The aligned buffer data are gathered in; made at the first write that needs it
+        # (whole aligned blocks are written from where they lie).
+        self._stage = self._view = None
         self._filled = 0
         self._offset = 0
 
@@ -175,7 +169,7 @@ class SequentialFile:
     def write(self, data) -> int:
         """Append the bytes of ``data`` (any buffer); returns their number.
 
-        A whole number of blocks at a page-aligned address (see :func:`aligned_empty`),
+        A whole number of blocks at a page-aligned address (see :func:`lazy.aligned_empty`),
         arriving when nothing is pending, is written from where it lies, without a copy.
         """
         with memoryview(data) as raw, raw.cast("B") as data:
@@ -186,6 +180,9 @@ class SequentialFile:
                     return len(data)
                 self._become_buffered()
                 return self._handle.write(data)
+            if self._stage is None:
+                self._stage = anonymous_pages(_STAGE_BYTES)  # page-aligned, as direct I/O needs
+                self._view = memoryview(self._stage)
             done = 0
             while done < len(data):
                 take = min(len(data) - done, _STAGE_BYTES - self._filled)
@@ -235,13 +232,16 @@ class SequentialFile:
         self._handle = open(self.path, "r+b")
         self._handle.seek(self._offset)
         self._handle.truncate()
-        with self._view[:self._filled] as pending:
-            self._handle.write(pending)
+        if self._filled:
+            with self._view[:self._filled] as pending:
+                self._handle.write(pending)
         self._release_stage()
 
     def _release_stage(self) -> None:
-        self._view.release()
-        self._stage.close()
+        if self._stage is not None:
+            self._view.release()
+            self._stage.close()
+            self._stage = self._view = None
 
     def close(self) -> None:
         """Write what is left and close the file."""

@@ -326,3 +326,20 @@ def test_a_callers_rows_that_look_like_a_block_are_filled_one_by_one(mixed_file)
         np.testing.assert_array_equal(outs[0], records["a"][100:5_100])
         np.testing.assert_array_equal(outs[1], records["c"][100:5_100])
         assert (mine[1] == 7).all()
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="reads Linux's /proc")
+def test_page_aligned_buffers_are_counted_as_the_process_memory():
+    # Direct I/O buffers must show in the anonymous memory the benchmarks measure (a
+    # shared anonymous mapping is counted as shared memory instead).
+    from aptviewer.core.lazy import aligned_empty
+
+    def anon_mb():
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("RssAnon:")) / 1024
+
+    before = anon_mb()
+    values = aligned_empty(16 << 20, np.float32)  # 64 MB
+    values.fill(1.0)
+    assert values.__array_interface__["data"][0] % 4096 == 0
+    assert anon_mb() - before > 60

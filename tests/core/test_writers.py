@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from aptviewer.core import InsufficientDiskSpaceError, atomic_output, check_free_space, open_epos, write_epos
-from aptviewer.core import writers
+from aptviewer.core import lazy, writers
 from aptviewer.core.readers import EPOS_COLUMNS
 
 
@@ -170,7 +170,7 @@ def test_sequential_file_writes_aligned_blocks_in_place_and_the_rest_through_its
     # Whole 4 KiB blocks at an aligned address go straight to the disk when nothing is
     # pending; anything else is gathered first. The bytes are the same either way.
     block = writers._DIRECT_ALIGN
-    aligned = [writers.aligned_empty(2 * block, np.uint8) for _ in range(3)]
+    aligned = [lazy.aligned_empty(2 * block, np.uint8) for _ in range(3)]
     for k, array in enumerate(aligned):
         array[:] = np.arange(2 * block) % (251 - k)
     odd = np.arange(1000, dtype=np.uint8)
@@ -193,7 +193,7 @@ def test_a_refused_in_place_write_turns_buffered_too(tmp_path, monkeypatch):
         raise OSError(22, "Invalid argument")
 
     monkeypatch.setattr(writers.os, "pwrite", refuse)
-    first = writers.aligned_empty(writers._DIRECT_ALIGN, np.uint8)
+    first = lazy.aligned_empty(writers._DIRECT_ALIGN, np.uint8)
     first[:] = np.arange(first.size) % 253
     pieces = [first, np.arange(777, dtype=np.uint8)]
     with writers.SequentialFile(tmp_path / "out.bin") as handle:
