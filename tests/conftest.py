@@ -57,10 +57,10 @@ def count_reads(monkeypatch):
     rows: dict[str, int] = {}
     original = LazyTable.read_rows
 
-    def counting(self, names, lo, hi, out=None):
+    def counting(self, names, lo, hi, out=None, **options):
         for name in names:
             rows[name] = rows.get(name, 0) + (hi - lo)
-        return original(self, names, lo, hi, out)
+        return original(self, names, lo, hi, out, **options)
 
     monkeypatch.setattr(LazyTable, "read_rows", counting)
     return rows

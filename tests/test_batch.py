@@ -405,10 +405,10 @@ def test_save_epos_reads_the_input_once(capsys, tmp_path, monkeypatch):
     rows = []
     original = LazyTable.read_rows
 
-    def counting(self, names, lo, hi, out=None):
+    def counting(self, names, lo, hi, out=None, **options):
         if "det_x (mm)" in names:
             rows.append(hi - lo)
-        return original(self, names, lo, hi, out)
+        return original(self, names, lo, hi, out, **options)
 
     monkeypatch.setattr(LazyTable, "read_rows", counting)
     code, _, _ = run(capsys, "--batch", str(tmp_path / "r.epos"), "--instrument", KEY, "--save-epos", "--no-plots",

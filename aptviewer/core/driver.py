@@ -71,16 +71,18 @@ def _describe(source) -> str:
     return str(path) if path is not None else "table"
 
 
-def read_rows(source, names: Sequence[str], lo: int, hi: int, out: dict | None = None) -> dict[str, np.ndarray]:
+def read_rows(source, names: Sequence[str], lo: int, hi: int, out: dict | None = None, *,
+              allow_direct: bool = True) -> dict[str, np.ndarray]:
     """Rows ``lo:hi`` of the columns ``names``: the one read of every pass.
 
     A LazyTable reads all fields of a record file in one sweep
-    (:meth:`LazyTable.read_rows`); in-memory data is sliced. With ``out``
-    (``{name: array}``) the values are written into the caller's buffers (cast to their
-    dtypes), as the correction does with its reused output blocks.
+    (:meth:`LazyTable.read_rows`; ``allow_direct=False`` keeps it from direct I/O); in-memory
+    data is sliced. With ``out`` (``{name: array}``) the values are written into the
+    caller's buffers (cast to their dtypes), as the correction does with its reused
+    output blocks.
     """
     if isinstance(source, LazyTable):
-        return source.read_rows(list(names), lo, hi, out)
+        return source.read_rows(list(names), lo, hi, out, allow_direct=allow_direct)
     missing = [name for name in names if name not in source]
     if missing:
         raise KeyError(f"no columns {missing} in the data; columns are: {source_columns(source)}")

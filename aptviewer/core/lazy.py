@@ -260,11 +260,15 @@ class MappedRecords:
             return values.astype(native_dtype(values.dtype))
         return native_dtype(self.record_dtype[field]).type(values)
 
-    def read_fields_into(self, fields: Sequence[str], outs: Sequence[np.ndarray], start: int, stop: int):
+    def read_fields_into(self, fields: Sequence[str], outs: Sequence[np.ndarray], start: int, stop: int, *,
+                         allow_direct: bool = True):
         """Copy rows ``start:stop`` of several fields into ``outs``, block by block.
 
         Reading all fields of a small block before moving on keeps the records in cache,
         so the file is streamed through memory once instead of once per field.
+        ``allow_direct=False`` reads buffered whatever :meth:`reads_direct` says: for a pass bound
+        by something else (the correction's HDF5 appends), which would only pay the
+        memory of a direct-read buffer as large as the read.
         """
         records = self.records
         together = self._rows_of_one_block(fields, outs)
@@ -274,7 +278,8 @@ class MappedRecords:
             # A few rows (a sample) of a file that is not kept in the cache: just their
             # pages, without the kernel's read-ahead of a few hundred kB around each.
             small = stop - start < _RECORD_BLOCK
-            if fd is not None and self._use_direct and stop > start and (small or self.reads_direct(len(fields))):
+            if (fd is not None and self._use_direct and stop > start and allow_direct
+                    and (small or self.reads_direct(len(fields)))):
                 direct = self._read_direct(start, stop)
                 if direct is None:
                     self._use_direct = False  # the file system refused: buffered reads from now on
@@ -944,12 +949,14 @@ class LazyTable:
             hi = min(lo + chunk_size, stop)
             yield self.read_rows(wanted, lo, hi)
 
-    def read_rows(self, names: Sequence[str], lo: int, hi: int, out: dict | None = None) -> dict[str, np.ndarray]:
+    def read_rows(self, names: Sequence[str], lo: int, hi: int, out: dict | None = None, *,
+                  allow_direct: bool = True) -> dict[str, np.ndarray]:
         """Rows ``lo:hi`` of the columns ``names`` as ``{name: ndarray}``.
 
         With ``out`` (``{name: array of hi - lo values}``) the values are written into those
         arrays, cast to their dtypes, so a caller can fill its own buffers without a copy.
-        Fields of one memory-mapped record file are read in a single pass over the records.
+        Fields of one memory-mapped record file are read in a single pass over the records;
+        ``allow_direct=False`` reads them buffered (see :meth:`MappedRecords.read_fields_into`).
         """
         if out is None:
             # (A few rows, e.g. a sample's run, are not worth laying out as a block.)
@@ -966,7 +973,8 @@ class LazyTable:
                 out[name][...] = source.read(slice(lo, hi))
         for group in by_store.values():
             store = self._columns[group[0]]._source.store
-            store.read_fields_into([self._columns[n]._source.field for n in group], [out[n] for n in group], lo, hi)
+            store.read_fields_into([self._columns[n]._source.field for n in group], [out[n] for n in group], lo, hi,
+                                   allow_direct=allow_direct)
         return {name: out[name] for name in names}
 
     def empty_rows(self, names: Sequence[str], rows: int) -> dict[str, np.ndarray]:

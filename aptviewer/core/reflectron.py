@@ -914,7 +914,9 @@ class _OutputBlocks:
                     continue
                 first_row[source] = row
                 out[source] = block[row, :n_rows]
-        read_rows(table, list(out), start, stop, out=out)  # the chunk driver's one read
+        # The chunk driver's one read. Buffered: the pass is bound by the HDF5 appends, and
+        # a direct read would need a buffer as large as the chunk (8.8 MB of a 150 MB budget).
+        read_rows(table, list(out), start, stop, out=out, allow_direct=False)
         for target, source, block, row in copies:
             np.copyto(target, block[row, :n_rows] if row is not None else out[source], casting="unsafe")
         if plan.det_scale != 1.0:

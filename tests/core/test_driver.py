@@ -49,9 +49,9 @@ def test_a_lazy_table_is_read_in_one_sweep_per_chunk(demo_epos, monkeypatch):
     calls = []
     original = LazyTable.read_rows
 
-    def counting(self, names, lo, hi, out=None):
+    def counting(self, names, lo, hi, out=None, **options):
         calls.append((tuple(names), lo, hi))
-        return original(self, names, lo, hi, out)
+        return original(self, names, lo, hi, out, **options)
 
     monkeypatch.setattr(LazyTable, "read_rows", counting)
     with open_epos(demo_epos) as table:

@@ -271,9 +271,9 @@ def mixed_file(tmp_path_factory):
 @pytest.mark.parametrize(("big", "direct"), [(False, None), (True, False), (True, True), (True, None)])
 @settings(max_examples=40, deadline=None)
 @given(fields=st.lists(st.sampled_from(_MIXED.names), min_size=1, max_size=7, unique=True),
-       start=st.integers(0, 20_000), length=st.integers(0, 6_000), spare=st.integers(0, 3))
+       start=st.integers(0, 20_000), length=st.integers(0, 6_000), spare=st.integers(0, 3), allow=st.booleans())
 def test_fields_laid_out_as_one_block_are_read_with_one_copy_per_block_and_exactly(
-        mixed_file, monkeypatch_module, big, direct, fields, start, length, spare):
+        mixed_file, monkeypatch_module, big, direct, fields, start, length, spare, allow):
     from aptviewer.core import lazy
 
     path, records = mixed_file
@@ -297,14 +297,15 @@ def test_fields_laid_out_as_one_block_are_read_with_one_copy_per_block_and_exact
         direct_reads = []
         read_direct = store._read_direct
         store._read_direct = lambda *args: direct_reads.append(args) or read_direct(*args)
-        store.read_fields_into(fields, outs, start, stop)
+        store.read_fields_into(fields, outs, start, stop, allow_direct=allow)
         # Files larger than a quarter of the memory: direct I/O always (1), never (0), or by
         # default for passes of DIRECT_MIN_FIELDS fields or more, and for a few rows (a
-        # sample's run) whenever the file system allows it.
+        # sample's run) whenever the file system allows it; never for a caller that says so.
         available = big and _direct_io_works(path) and direct is not False
         wanted = available and (direct is True or len(fields) >= lazy.DIRECT_MIN_FIELDS)
         assert store.reads_direct(len(fields)) == wanted
-        assert bool(direct_reads) == (stop > start and (wanted or (available and stop - start < lazy._RECORD_BLOCK)))
+        assert bool(direct_reads) == (allow and stop > start and
+                                      (wanted or (available and stop - start < lazy._RECORD_BLOCK)))
         for name in fields:
             assert arrays[name].dtype == _MIXED[name].newbyteorder("=")
             np.testing.assert_array_equal(arrays[name][:stop - start], records[name][start:stop])
