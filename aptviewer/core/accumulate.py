@@ -228,9 +228,11 @@ class _Axis:
             bins = np.empty(values.shape, dtype=np.int32)
             np.copyto(bins, estimate, casting="unsafe")  # truncation: estimates in (-1, 0) give bin 0
             # The estimate is the right bin or the one below: compare with the next edge
-            # itself, exactly as np.histogram does (after the last edge comes +inf). take()
-            # checks the bounds: an estimate out of range raises instead of miscounting.
-            edge = np.take(self._open_next, bins, out=estimate)
+            # itself, exactly as np.histogram does (after the last edge comes +inf). For
+            # values in [edges[0], edges[-1]] it lies in 0..n, the indices of _open_next, so
+            # mode="clip" never changes it; it spares the copy of ``out`` that take() makes
+            # in its default mode (ten times slower).
+            edge = np.take(self._open_next, bins, out=estimate, mode="clip")
             np.add(bins, np.greater_equal(values, edge), out=bins)
         if out is None:
             return bins
