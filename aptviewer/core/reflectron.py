@@ -866,13 +866,17 @@ class _OutputBlocks:
     records (:attr:`records`), filled by :meth:`correct` from the same corrected values.
     """
 
-    def __init__(self, capacity: int, plan: CorrectionPlan | None = None, *, epos: bool = False):
+    def __init__(self, capacity: int, plan: CorrectionPlan | None = None, *, epos: bool = False,
+                 grid: bool = False):
         self.plan = plan or EPOS_PLAN
         self.f32 = np.empty((len(self.plan.f32), capacity), dtype=np.float32)
         self.f64 = np.empty((2, capacity), dtype=np.float64)
         self.i64 = np.empty((len(self.plan.i64), capacity), dtype=np.int64)
         # Page-aligned, so that SequentialFile writes whole chunks without copying them.
         self.records = aligned_empty(capacity, EPOS_DTYPE) if epos else None
+        # With ``grid=True`` the corrected coordinates are also kept in grid units, for the
+        # consumers (see :meth:`chunk`), instead of each consumer multiplying x_det by 10.
+        self.grid = np.empty_like(self.f64) if grid else None
         self._det = None
         for block, sources in ((self.f32, self.plan.f32), (self.i64, self.plan.i64)):
             for row, source in enumerate(sources):
@@ -931,20 +935,21 @@ class _OutputBlocks:
         """Correct the first ``n_rows`` detector coordinates copied by :meth:`copy_from_table`.
 
         The corrected grid units go to the EPOS records (when kept), then, divided by 10,
-        to ``x_det (cm)``, ``y_det (cm)``.
+        to ``x_det (cm)``, ``y_det (cm)``; with ``grid=True`` they stay in :attr:`grid`.
         """
         det = self.det_buffers(n_rows)
         out = self.f64[:, :n_rows]
-        mesh._locator.correct_into(det[0], det[1], out[0], out[1])
+        grid = self.grid[:, :n_rows] if self.grid is not None else out
+        mesh._locator.correct_into(det[0], det[1], grid[0], grid[1])
         if self.records is not None:
             records = self.records[:n_rows]
             for name, row in _EPOS_FROM_F32.items():
                 records[name] = self.f32[row, :n_rows]
             for name, row in _EPOS_FROM_I64.items():
                 records[name] = self.i64[row, :n_rows]
-            records["det_x (mm)"] = out[0]
-            records["det_y (mm)"] = out[1]
-        out *= 0.1
+            records["det_x (mm)"] = grid[0]
+            records["det_y (mm)"] = grid[1]
+        np.multiply(grid, 0.1, out=out)
 
     def det_buffers(self, n_rows: int) -> np.ndarray:
         """A reused float64 ``(2, n_rows)`` buffer for the detector coordinates (mm)."""
@@ -953,13 +958,17 @@ class _OutputBlocks:
         return self._det[:, :n_rows]
 
     def chunk(self, n_rows: int) -> dict[str, np.ndarray]:
-        """Views of the first ``n_rows`` rows for consumers: the output columns by name and
-        the input detector coordinates (mm) as ``'input det_x (mm)'``, ``'input det_y (mm)'``."""
+        """Views of the first ``n_rows`` rows for consumers: the output columns by name, the
+        input detector coordinates (mm) as ``'input det_x (mm)'``, ``'input det_y (mm)'``
+        and, with ``grid=True``, the corrected ones in grid units as ``'corrected x (grid)'``,
+        ``'corrected y (grid)'``."""
         views = {name: self.f32[i, :n_rows] for i, name in enumerate(_NAMES[:10])}
         views.update({name: self.f64[i, :n_rows] for i, name in enumerate(_NAMES[10:12])})
         views.update({name: self.i64[i, :n_rows] for i, name in enumerate(_NAMES[12:])})
         det = self.det_buffers(n_rows)
         views["input det_x (mm)"], views["input det_y (mm)"] = det[0], det[1]
+        if self.grid is not None:
+            views["corrected x (grid)"], views["corrected y (grid)"] = self.grid[0, :n_rows], self.grid[1, :n_rows]
         return views
 
     def frame(self, n_rows: int, start: int = 0) -> pd.DataFrame:
@@ -1134,8 +1143,9 @@ def correct_table_streaming(table, mesh, h5_output_path, *, epos_output_path=Non
     consumers : sequence, optional
         Objects with ``update(chunk, start)`` fed every corrected chunk (on a side
         thread, in order): ``chunk`` maps the output column names and
-        ``'input det_x (mm)'``, ``'input det_y (mm)'`` to views valid during the call
-        (the before/after hit maps of the correction workflow).
+        ``'input det_x (mm)'``, ``'input det_y (mm)'`` (before) and ``'corrected x (grid)'``,
+        ``'corrected y (grid)'`` (after, the mesh's grid units) to views valid during the
+        call (the before/after hit maps of the correction workflow).
     chunk_size : int
         Rows corrected and appended per step (capped at 199,680). The next step is read
         and corrected on a helper thread while the current one is written.
@@ -1186,7 +1196,8 @@ def correct_table_streaming(table, mesh, h5_output_path, *, epos_output_path=Non
     starts = range(0, total, step)
     # Two sets of blocks: while this thread appends one chunk, a helper thread reads and
     # corrects the next (NumPy releases the GIL while it copies and corrects).
-    buffers = tuple(_OutputBlocks(min(step, total), plan, epos=epos_output is not None) for _ in range(2))
+    buffers = tuple(_OutputBlocks(min(step, total), plan, epos=epos_output is not None, grid=bool(consumers))
+                    for _ in range(2))
 
     def prepare(k: int):
         start = starts[k]

@@ -52,19 +52,15 @@ class CorrectionResult:
 
 
 class _HitMapConsumer:
-    """A hit map of columns ``x_name``, ``y_name`` times ``scale``, fed by the correction's chunks."""
+    """A hit map of columns ``x_name``, ``y_name``, fed by the correction's chunks."""
 
-    def __init__(self, x_name: str, y_name: str, bins: int, value_range, scale: float, labels):
+    def __init__(self, x_name: str, y_name: str, bins: int, value_range, labels):
         self.hist = Histogram2D(int(bins), (value_range, value_range), dtype=np.float64)
         self.names = (x_name, y_name)
-        self.scale = scale
         self.labels = labels
 
     def update(self, chunk, start: int) -> None:
-        x, y = (chunk[name] for name in self.names)
-        if self.scale != 1.0:
-            x, y = x * self.scale, y * self.scale
-        self.hist.update(x, y)
+        self.hist.update(*(chunk[name] for name in self.names))
 
     def result(self) -> HitMap:
         counts, x_edges, y_edges = self.hist.snapshot()
@@ -119,10 +115,9 @@ def run_correction(params: CorrectionParameters, *, progress_callback=None, canc
         maps = ()
         if params.hit_map_bins:
             before_range, after_range = _hit_map_ranges(table, plan, mesh)
-            # x_det (cm) holds grid units / 10: the map bins x_det * 10, in grid units.
-            maps = (_HitMapConsumer("input det_x (mm)", "input det_y (mm)", params.hit_map_bins, before_range, 1.0,
+            maps = (_HitMapConsumer("input det_x (mm)", "input det_y (mm)", params.hit_map_bins, before_range,
                                     ("detector x (mm)", "detector y (mm)")),
-                    _HitMapConsumer("x_det (cm)", "y_det (cm)", params.hit_map_bins, after_range, 10.0,
+                    _HitMapConsumer("corrected x (grid)", "corrected y (grid)", params.hit_map_bins, after_range,
                                     ("corrected x (grid units)", "corrected y (grid units)")))
         result = correct_table_streaming(table, mesh, params.output_h5, epos_output_path=params.output_epos,
                                          consumers=maps, chunk_size=params.chunk_size,

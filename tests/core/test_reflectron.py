@@ -585,3 +585,32 @@ def test_the_corrected_epos_does_not_depend_on_the_threads_or_the_chunk_size(sma
     np.testing.assert_array_equal(corrected["det_y (mm)"].to_numpy(), y.astype(np.float32))
     pd.testing.assert_frame_equal(corrected.drop(columns=["det_x (mm)", "det_y (mm)"]),
                                   records.drop(columns=["det_x (mm)", "det_y (mm)"]))
+
+
+@pytest.mark.parametrize("chunk_size", [700, 1_234, 5_000])
+@pytest.mark.parametrize("epos_too", [False, True])
+def test_consumers_see_every_row_before_and_after_in_order(small_epos, small_reference, tmp_path, monkeypatch,
+                                                           chunk_size, epos_too):
+    monkeypatch.setattr(reflectron, "_APPEND_ROWS", 700)
+    seen = []
+
+    class Keep:
+        def update(self, chunk, start):
+            seen.append((start, {name: np.array(values) for name, values in chunk.items()}))
+
+    correct_epos_streaming(small_epos, KEY, tmp_path / "c.h5", chunk_size=chunk_size, consumers=[Keep()],
+                           epos_output_path=tmp_path / "c.epos" if epos_too else None)
+    starts = [start for start, _ in seen]
+    assert starts == list(range(0, 5_000, min(chunk_size, 700)))
+
+    def column(name):
+        return np.concatenate([chunk[name] for _, chunk in seen])
+
+    records = read_epos(small_epos)
+    x, y = correct_detector_coordinates(records["det_x (mm)"], records["det_y (mm)"], KEY)
+    # The corrected coordinates in grid units are the correction's own values, not x_det * 10.
+    np.testing.assert_array_equal(column("corrected x (grid)"), x)
+    np.testing.assert_array_equal(column("corrected y (grid)"), y)
+    np.testing.assert_array_equal(column("x_det (cm)"), small_reference["x_det (cm)"].to_numpy())
+    np.testing.assert_array_equal(column("input det_x (mm)"), records["det_x (mm)"].to_numpy(np.float64))
+    pd.testing.assert_frame_equal(pd.read_hdf(tmp_path / "c.h5", "df"), small_reference)

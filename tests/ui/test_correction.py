@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PySide6.QtWidgets import QDialogButtonBox
 
-from aptviewer.core import read_epos
+from aptviewer.core import correct_detector_coordinates, read_epos
 from aptviewer.core import reflectron
 from aptviewer.ui.correction_dialog import CorrectionDialog
 from aptviewer.ui.jobs import CorrectionParameters
@@ -115,9 +115,9 @@ def test_the_correction_runs_in_the_window_and_equals_the_core(qtbot, window, wi
     x_edges, y_edges = view.before.edges
     before, _, _ = np.histogram2d(records["det_x (mm)"].astype(np.float64), records["det_y (mm)"].astype(np.float64),
                                   bins=[x_edges, y_edges])
-    corrected = pd.read_hdf(tmp_path / "gui.h5", "df")
+    x, y = correct_detector_coordinates(records["det_x (mm)"], records["det_y (mm)"], PRESET)
     x_edges, y_edges = view.after.edges
-    after, _, _ = np.histogram2d(corrected["x_det (cm)"] * 10, corrected["y_det (cm)"] * 10, bins=[x_edges, y_edges])
+    after, _, _ = np.histogram2d(x, y, bins=[x_edges, y_edges])
     np.testing.assert_array_equal(view.before.counts, before)
     np.testing.assert_array_equal(view.after.counts, after)
     # Both maps span the hits (nothing left outside), in mm before and grid units after.

@@ -31,13 +31,11 @@ def test_both_outputs_and_the_hit_maps_read_the_input_once(demo_epos, tmp_path, 
     records, corrected = read_epos(demo_epos), read_epos(tmp_path / "c.epos")
     x, y = correct_detector_coordinates(records["det_x (mm)"], records["det_y (mm)"], PRESET)
     np.testing.assert_array_equal(corrected["det_x (mm)"].to_numpy(), x.astype(np.float32))
-    # Hit maps equal NumPy's, before (mm) and after (grid units), spanning every hit.
+    # Hit maps equal NumPy's, before (mm) and after (the corrected grid units), spanning every hit.
     before, _, _ = np.histogram2d(records["det_x (mm)"].astype(np.float64), records["det_y (mm)"].astype(np.float64),
                                   bins=[result.before.x_edges, result.before.y_edges])
     np.testing.assert_array_equal(result.before.counts, before)
-    frame = pd.read_hdf(result.output_h5, "df")
-    after, _, _ = np.histogram2d(frame["x_det (cm)"] * 10, frame["y_det (cm)"] * 10,
-                                 bins=[result.after.x_edges, result.after.y_edges])
+    after, _, _ = np.histogram2d(x, y, bins=[result.after.x_edges, result.after.y_edges])
     np.testing.assert_array_equal(result.after.counts, after)
     assert result.before.outside == result.after.outside == 0
     assert result.before.x_label == "detector x (mm)" and "grid units" in result.after.x_label
