@@ -506,9 +506,11 @@ class _RangeBinner:
         estimate *= self._scale
         np.clip(estimate, 0, self._last_cell, out=estimate)
         np.copyto(out, estimate, casting="unsafe")  # truncation of a value >= 0: its cell
-        np.take(self._table, out, out=out)
+        # The cells are clipped and every slot is at most len(U): each index is valid, so
+        # mode="clip" changes none; it spares take's defensive copy (ten times slower).
+        np.take(self._table, out, out=out, mode="clip")
         for _ in range(self.steps):
-            out += values >= self._next[out]
+            out += values >= np.take(self._next, out, mode="clip")
         return out
 
 

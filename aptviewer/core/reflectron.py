@@ -704,7 +704,9 @@ class _TriangleLocator:
             for lo in range(0, len(hx), _KERNEL_BLOCK):
                 sl = slice(lo, lo + _KERNEL_BLOCK)
                 coef = coefficients[:len(tri[sl])]
-                np.take(affine, tri[sl], axis=0, out=coef)
+                # Every triangle index is valid (triangle_of), so clip never changes one;
+                # it spares the copy of ``coef`` that take() makes in its default mode.
+                np.take(affine, tri[sl], axis=0, out=coef, mode="clip")
                 self._apply(coef, hx[sl], hy[sl], out_x[sl], out_y[sl])
         out_x[non_finite] = np.nan  # NaN hits are NaN already; infinite ones are not
         out_y[non_finite] = np.nan
