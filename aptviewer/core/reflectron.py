@@ -865,7 +865,7 @@ class _OutputBlocks:
     A frame built on them is already consolidated (one block per dtype), so pandas does
     not copy it again before appending, and reusing the buffers spares the page faults of
     fresh allocations. With ``epos=True`` the blocks also hold the chunk as corrected EPOS
-    records (:attr:`records`), filled by :meth:`correct` from the same corrected values.
+    records (:attr:`records`), filled by :meth:`epos_records` from the same corrected values.
     """
 
     def __init__(self, capacity: int, plan: CorrectionPlan | None = None, *, epos: bool = False,
@@ -876,9 +876,10 @@ class _OutputBlocks:
         self.i64 = np.empty((len(self.plan.i64), capacity), dtype=np.int64)
         # Page-aligned, so that SequentialFile writes whole chunks without copying them.
         self.records = aligned_empty(capacity, EPOS_DTYPE) if epos else None
-        # With ``grid=True`` the corrected coordinates are also kept in grid units, for the
-        # consumers (see :meth:`chunk`), instead of each consumer multiplying x_det by 10.
-        self.grid = np.empty_like(self.f64) if grid else None
+        # With ``grid=True`` (or ``epos=True``) the corrected coordinates are also kept in
+        # grid units: for the consumers (see :meth:`chunk`), instead of each multiplying
+        # x_det by 10, and for the EPOS records.
+        self.grid = np.empty_like(self.f64) if grid or epos else None
         self._det = None
         for block, sources in ((self.f32, self.plan.f32), (self.i64, self.plan.i64)):
             for row, source in enumerate(sources):
@@ -936,22 +937,29 @@ class _OutputBlocks:
     def correct(self, n_rows: int, mesh: ReflectronMesh) -> None:
         """Correct the first ``n_rows`` detector coordinates copied by :meth:`copy_from_table`.
 
-        The corrected grid units go to the EPOS records (when kept), then, divided by 10,
-        to ``x_det (cm)``, ``y_det (cm)``; with ``grid=True`` they stay in :attr:`grid`.
+        The corrected grid units go, divided by 10, to ``x_det (cm)``, ``y_det (cm)``; they
+        stay in :attr:`grid` when kept (for :meth:`epos_records` and the consumers).
         """
         det = self.det_buffers(n_rows)
         out = self.f64[:, :n_rows]
         grid = self.grid[:, :n_rows] if self.grid is not None else out
         mesh._locator.correct_into(det[0], det[1], grid[0], grid[1])
-        if self.records is not None:
-            records = self.records[:n_rows]
-            for name, row in _EPOS_FROM_F32.items():
-                records[name] = self.f32[row, :n_rows]
-            for name, row in _EPOS_FROM_I64.items():
-                records[name] = self.i64[row, :n_rows]
-            records["det_x (mm)"] = grid[0]
-            records["det_y (mm)"] = grid[1]
         np.multiply(grid, 0.1, out=out)
+
+    def epos_records(self, n_rows: int) -> np.ndarray:
+        """The first ``n_rows`` rows as corrected EPOS records (blocks made with ``epos=True``).
+
+        Filled from the blocks after :meth:`correct`, on whichever thread writes the EPOS:
+        the input's EPOS fields, with the corrected grid units as detector coordinates.
+        """
+        records = self.records[:n_rows]
+        for name, row in _EPOS_FROM_F32.items():
+            records[name] = self.f32[row, :n_rows]
+        for name, row in _EPOS_FROM_I64.items():
+            records[name] = self.i64[row, :n_rows]
+        records["det_x (mm)"] = self.grid[0, :n_rows]
+        records["det_y (mm)"] = self.grid[1, :n_rows]
+        return records
 
     def det_buffers(self, n_rows: int) -> np.ndarray:
         """A reused float64 ``(2, n_rows)`` buffer for the detector coordinates (mm)."""
@@ -1207,9 +1215,10 @@ def correct_table_streaming(table, mesh, h5_output_path, *, epos_output_path=Non
 
     def side_work(blocks, start: int, n_rows: int):
         # The corrected EPOS and the consumers (the hit maps) of one chunk: they read its
-        # blocks while the main thread appends them and the helper corrects the next.
+        # blocks while the main thread appends them and the helper corrects the next (the
+        # main thread waits for that helper: it does no more than the HDF5 needs).
         if epos_handle is not None:
-            epos_handle.write(memoryview(blocks.records[:n_rows]).cast("B"))
+            epos_handle.write(memoryview(blocks.epos_records(n_rows)).cast("B"))
         if consumers:
             views = blocks.chunk(n_rows)
             for consumer in consumers:
