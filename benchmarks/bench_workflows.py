@@ -6,10 +6,12 @@ Correction (each run in a fresh interpreter, the EPOS in the page cache, interle
 
 * ``HDF5 only``: :func:`aptviewer.workflows.run_correction` writing the corrected HDF5,
   no hit maps;
-* ``HDF5 + EPOS + hit maps``: the same call also writing the corrected EPOS and the
-  before/after hit maps (256 x 256), all from the one pass over the input.
+* ``HDF5 + EPOS``: the same call also writing the corrected EPOS (issue 8's "both outputs");
+* ``HDF5 + EPOS + hit maps``: the window's run, also computing the before/after hit maps
+  (256 x 256), all from the one pass over the input.
 
-Targets: the second at most 1.3 x the first, at most 150 MB of peak anonymous memory.
+Targets: "HDF5 + EPOS" at most 1.3 x "HDF5 only", every case at most 150 MB of peak anonymous
+memory. The ratio with the hit maps is printed beside it.
 
 Batch PNGs (20 generated EPOS files of ``--small-rows`` rows, wall time of the whole command
 in a fresh process, outputs to a fresh folder each run):
@@ -51,6 +53,11 @@ HDF5_ONLY = """
 RESULT = {{"rows": run_correction(CorrectionParameters(source, h5, preset={preset!r}, hit_map_bins=0)).rows,
           "cpu_s": sum(os.times()[:2]) - _cpu}}
 """
+BOTH = """
+RESULT = {{"rows": run_correction(CorrectionParameters(source, h5, preset={preset!r}, output_epos=epos,
+                                                      hit_map_bins=0)).rows,
+          "cpu_s": sum(os.times()[:2]) - _cpu}}
+"""
 EVERYTHING = """
 RESULT = {{"rows": run_correction(CorrectionParameters(source, h5, preset={preset!r}, output_epos=epos,
                                                       hit_map_bins=256)).rows,
@@ -63,7 +70,8 @@ def bench_correction(args) -> bool:
     warm_page_cache(source)
     h5, epos = DATA_DIR / "bench_workflows_output.h5", DATA_DIR / "bench_workflows_output.epos"
     setup = SETUP.format(source=str(source), h5=str(h5), epos=str(epos))
-    cases = {"HDF5 only": HDF5_ONLY.format(preset=PRESET), "HDF5 + EPOS + hit maps": EVERYTHING.format(preset=PRESET)}
+    cases = {"HDF5 only": HDF5_ONLY.format(preset=PRESET), "HDF5 + EPOS": BOTH.format(preset=PRESET),
+             "HDF5 + EPOS + hit maps": EVERYTHING.format(preset=PRESET)}
     runs = {name: [] for name in cases}
     for attempt in range(args.repeat):
         for name, operation in cases.items():
@@ -81,9 +89,10 @@ def bench_correction(args) -> bool:
             target.unlink()
     floor = statistics.median(r["wall_s"] for r in runs["HDF5 only"])
     floor_cpu = statistics.median(r["extra"]["cpu_s"] for r in runs["HDF5 only"])
-    # Each run of the second case against the run of the first just before it: the
-    # machine's load drifts over minutes, so the paired ratios say more than the medians.
-    paired = [b["wall_s"] / a["wall_s"] for a, b in zip(runs["HDF5 only"], runs["HDF5 + EPOS + hit maps"])]
+    # Each run of a case against the run of "HDF5 only" just before it: the machine's load
+    # drifts over minutes, so the paired ratios say more than the medians.
+    paired = {name: [b["wall_s"] / a["wall_s"] for a, b in zip(runs["HDF5 only"], results)]
+              for name, results in runs.items() if name != "HDF5 only"}
     rows = []
     for name, results in runs.items():
         wall = statistics.median(r["wall_s"] for r in results)
@@ -91,15 +100,19 @@ def bench_correction(args) -> bool:
         rows.append({"operation": name, "wall_s": wall, "ratio": wall / floor, "cpu_s": cpu, "cpu_ratio": cpu / floor_cpu,
                      "peak_mb": statistics.median(r["peak_anon_mb"] for r in results),
                      "runs_s": " / ".join(f"{r['wall_s']:.1f}" for r in results)})
-    rows[1]["paired"] = " / ".join(f"{v:.2f}" for v in paired)
+    for row in rows[1:]:
+        row["paired"] = " / ".join(f"{v:.2f}" for v in paired[row["operation"]])
     print_table(f"Correction of {args.rows:,} rows ({source.name}, preset {PRESET}), median of {args.repeat}", rows,
                 [("operation", "operation"), ("wall_s", "wall (s)"), ("ratio", "x HDF5 only"), ("cpu_s", "CPU (s)"),
                  ("cpu_ratio", "CPU x"), ("peak_mb", "peak anon MB"), ("runs_s", "runs (s)"),
                  ("paired", "paired wall ratios")])
     both = rows[1]
     ok = both["ratio"] <= CORRECTION_RATIO and max(r["peak_mb"] for r in rows) <= CORRECTION_MB
-    print(f"\nmedian of the paired wall ratios: {statistics.median(paired):.2f}")
-    print(f"targets: <= {CORRECTION_RATIO} x HDF5 only, <= {CORRECTION_MB:.0f} MB: {'met' if ok else 'NOT met'}")
+    print()
+    for name, values in paired.items():
+        print(f"median of the paired wall ratios, {name}: {statistics.median(values):.2f}")
+    print(f"targets: HDF5 + EPOS <= {CORRECTION_RATIO} x HDF5 only, <= {CORRECTION_MB:.0f} MB: "
+          f"{'met' if ok else 'NOT met'} (with the hit maps: {rows[2]['ratio']:.2f} x)")
     return ok
 
 
