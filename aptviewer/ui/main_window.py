@@ -51,7 +51,7 @@ from .jobs import (
     open_table,
 )
 from .multihit_view import MultihitView
-from .plots import HistoryPlot, HitMapPlot, SpectrumPlot, set_title
+from .plots import HistoryPlot, HitMapPlot, PaintQueue, SpectrumPlot, set_title
 from .ranging import install as install_ranging
 from .side_panel import SidePanel, format_bytes, format_rows
 from .single_instance import attach as attach_instance
@@ -124,6 +124,7 @@ class MainWindow(QMainWindow):
         self._redraw_timer = QTimer(self)
         self._redraw_timer.setSingleShot(True)
         self._redraw_timer.timeout.connect(self._on_redraw_timer)
+        self._paint_queue = PaintQueue(self)  # the plots of one redraw paint one per pass
 
         self._build_plots()
         self._build_central()
@@ -647,6 +648,8 @@ class MainWindow(QMainWindow):
         self.plots["history"].set_history(overview.history_index, overview.history_mc, overview.history_voltage,
                                           overview.n_rows, overview.binning.get("mc_range", (0.0, 100.0)),
                                           density=density)
+        # The first plot paints at the next pass, the others one pass after another.
+        self._paint_queue.hold(list(self.plots.values())[1:])
         self._update_actions()
         self._last_draw = time.perf_counter()  # and again after each paint (_note_paint)
         self.overview_drawn.emit(overview.complete)

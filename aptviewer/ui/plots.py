@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QObject, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import QLabel
 
@@ -88,6 +88,53 @@ def _style_plot(item: pg.PlotItem, title: str, x_label: str, y_label: str) -> No
     # part of a redraw while streaming). The plot's context menu can switch it on.
     item.showGrid(x=False, y=False)
     item.setMenuEnabled(True)
+
+
+class PaintQueue(QObject):
+    """Paints widgets that changed together one per pass of the event loop.
+
+    A redraw of the overview changes four plots at once, and Qt would paint them in one
+    pass: 10-25 ms each, as they share two cores with the stream, so the event loop would
+    not serve input or timers for up to ~100 ms. :meth:`hold` defers a widget's paints
+    (``setUpdatesEnabled(False)``); a zero-interval timer then lets the held widgets paint
+    one per pass, in order, with timers and input served in between. The data are set at
+    once: only the painting is spread out.
+    """
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._held: list = []
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self._release_next)
+
+    @property
+    def held(self) -> tuple:
+        """The widgets whose paints wait, in the order they will paint."""
+        return tuple(self._held)
+
+    def hold(self, widgets) -> None:
+        """Defer the paints of ``widgets`` (already held ones keep their place)."""
+        for widget in widgets:
+            if widget not in self._held:
+                widget.setUpdatesEnabled(False)
+                self._held.append(widget)
+        if self._held and not self._timer.isActive():
+            self._timer.start()
+
+    def release_all(self) -> None:
+        """Let every held widget paint at the next pass."""
+        self._timer.stop()
+        held, self._held = self._held, []
+        for widget in held:
+            widget.setUpdatesEnabled(True)
+
+    def _release_next(self) -> None:
+        if self._held:
+            self._held.pop(0).setUpdatesEnabled(True)  # schedules the widget's paint
+        if self._held:
+            self._timer.start()
 
 
 class _BasePlot(pg.PlotWidget):

@@ -525,3 +525,28 @@ def test_a_table_without_atom_probe_columns_is_refused_naming_its_columns(qtbot,
     assert "no recognisable atom probe column" in window.last_error
     assert "element, mass (Da), abundance" in window.last_error
     assert window.table is None
+
+
+def test_the_plots_of_one_redraw_paint_in_separate_passes_of_the_event_loop(qtbot, window, window_epos):
+    # Four plots painted in one pass kept the loop from input and timers for up to ~100 ms
+    # while a stream ran; a zero-interval probe ticks once per pass, so between two paints
+    # of different plots there must be a tick.
+    from PySide6.QtCore import QTimer
+
+    open_and_wait(qtbot, window, window_epos)
+    qtbot.waitUntil(lambda: not window._paint_queue.held, timeout=5_000)
+    qtbot.wait(100)  # the last plot released paints at the next pass
+    events = []
+    for name, plot in window.plots.items():
+        plot.on_painted = lambda name=name: events.append(name)
+    probe = QTimer()
+    probe.setInterval(0)
+    probe.timeout.connect(lambda: events.append("tick"))
+    probe.start()
+    window._queue_overview((window.current_overview, None), force=True)
+    qtbot.waitUntil(lambda: set(window.plots) <= set(events) and not window._paint_queue.held, timeout=5_000)
+    probe.stop()
+    painted = [event for event in events if event != "tick"]
+    assert set(painted) == set(window.plots)
+    for first, second in zip(events, events[1:]):
+        assert "tick" in (first, second) or first == second, events

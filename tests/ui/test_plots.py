@@ -60,3 +60,33 @@ def test_hit_map_draws_empty_bins_transparent_and_reads_them_back(qtbot):
     assert plot.color_bar.levels() == (0.0, 5.0)
     assert "5 hits" in plot.readout_at(0.5, -1.0)
     assert "outside" in plot.readout_at(3.0, 0.0)
+
+
+def test_paint_queue_lets_held_widgets_paint_one_per_pass_in_order(qtbot):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QWidget
+
+    from aptviewer.ui.plots import PaintQueue
+
+    widgets = [QWidget() for _ in range(3)]
+    for widget in widgets:
+        qtbot.addWidget(widget)
+    queue = PaintQueue()
+    queue.hold(widgets[1:])
+    queue.hold(widgets[2:])  # held already: keeps its place, not queued twice
+    assert queue.held == (widgets[1], widgets[2])
+    assert widgets[0].updatesEnabled() and not widgets[1].updatesEnabled() and not widgets[2].updatesEnabled()
+    # A zero-interval timer started after the queue's fires once per pass, after it.
+    released, passes = [], []
+    probe = QTimer()
+    probe.setInterval(0)
+    probe.timeout.connect(lambda: passes.append([w for w in widgets if w.updatesEnabled()]))
+    probe.start()
+    qtbot.waitUntil(lambda: not queue.held, timeout=2_000)
+    probe.stop()
+    released = [len(enabled) for enabled in passes]
+    assert released[0] == 2 and 3 in released  # one widget per pass, never two at once
+    assert all(widget.updatesEnabled() for widget in widgets)
+    queue.hold(widgets)
+    queue.release_all()
+    assert not queue.held and all(widget.updatesEnabled() for widget in widgets)
