@@ -628,6 +628,7 @@ class MainWindow(QMainWindow):
             plot.set_available(missing[name] is None,
                                f"This {_FORMAT_WORDS.get(table.format, 'file')} has no {missing[name]}."
                                if missing[name] else "")
+        self._paint_queue.hold(list(self.plots.values())[1:])  # one plot per pass, as a redraw
 
     @Slot()
     def _draw_pending_overview(self) -> None:
