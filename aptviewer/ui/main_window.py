@@ -63,10 +63,10 @@ from .worker import Task
 logger = logging.getLogger(__name__)
 
 #: Least time from the last paint of one redraw to the start of the next while a stream runs.
-#: A redraw costs ~40 ms of GUI time (drawing and painting four plots) on a 2-core machine
-#: whose other core streams; pacing from the end of the paints leaves the event loop idle
-#: at least this long between frames, so input and timers are served. (The issue allows
-#: up to ~20 redraws a second; this gives 7-10.)
+#: A redraw costs ~40-80 ms of GUI time (drawing and painting four plots, one per pass of the
+#: event loop: see PaintQueue) on a 2-core machine whose other core streams; pacing from the
+#: end of the paints leaves the event loop idle at least this long between frames, so input
+#: and timers are served. (The issue allows up to ~20 redraws a second; this gives 7-10.)
 REDRAW_INTERVAL_S = 0.1
 #: A snapshot waits at most this long for its redraw.
 MAX_REDRAW_DELAY_S = 0.5
