@@ -95,10 +95,12 @@ class PaintQueue(QObject):
 
     A redraw of the overview changes four plots at once, and Qt would paint them in one
     pass: 10-25 ms each, as they share two cores with the stream, so the event loop would
-    not serve input or timers for up to ~100 ms. :meth:`hold` defers a widget's paints
+    not serve input or timers for up to ~160 ms. :meth:`hold` defers a widget's paints
     (``setUpdatesEnabled(False)``); a zero-interval timer then lets the held widgets paint
     one per pass, in order, with timers and input served in between. The data are set at
-    once: only the painting is spread out.
+    once: only the painting is spread out. A held widget keeps its last pixels on screen
+    (a ``grab()`` of the window in those few milliseconds renders it blank; the plot
+    export renders the scene itself and is not affected).
     """
 
     def __init__(self, parent=None):
@@ -122,13 +124,6 @@ class PaintQueue(QObject):
                 self._held.append(widget)
         if self._held and not self._timer.isActive():
             self._timer.start()
-
-    def release_all(self) -> None:
-        """Let every held widget paint at the next pass."""
-        self._timer.stop()
-        held, self._held = self._held, []
-        for widget in held:
-            widget.setUpdatesEnabled(True)
 
     def _release_next(self) -> None:
         if self._held:
