@@ -508,6 +508,8 @@ class _RangeBinner:
         np.copyto(out, estimate, casting="unsafe")  # truncation of a value >= 0: its cell
         # The cells are clipped and every slot is at most len(U): each index is valid, so
         # mode="clip" changes none; it spares take's defensive copy (ten times slower).
+        # ``out`` is also the index array: take reads each index before writing its
+        # element (the property tests against a brute-force look-up would catch otherwise).
         np.take(self._table, out, out=out, mode="clip")
         for _ in range(self.steps):
             out += values >= np.take(self._next, out, mode="clip")
