@@ -964,18 +964,26 @@ class LazyTable:
                 {name: np.empty(hi - lo, dtype=self._columns[name].dtype) for name in names}
         # Fields of one record file are extracted together, block by block (see
         # MappedRecords.read_fields_into); every other column is read in one call.
-        by_store: dict[int, list[str]] = {}
-        for name in names:
-            source = self._columns[name]._source
-            if isinstance(source, _FieldSource):
-                by_store.setdefault(id(source.store), []).append(name)
-            else:
-                out[name][...] = source.read(slice(lo, hi))
-        for group in by_store.values():
-            store = self._columns[group[0]]._source.store
-            store.read_fields_into([self._columns[n]._source.field for n in group], [out[n] for n in group], lo, hi,
+        by_file, others = self._by_record_file(names)
+        for name in others:
+            out[name][...] = self._columns[name]._source.read(slice(lo, hi))
+        for store, pairs in by_file:
+            store.read_fields_into([field for field, _ in pairs], [out[name] for _, name in pairs], lo, hi,
                                    allow_direct=allow_direct)
         return {name: out[name] for name in names}
+
+    def _by_record_file(self, names: Sequence[str]) -> tuple[list[tuple[MappedRecords, list]], list[str]]:
+        """The columns ``names`` (each once) that are fields of record files, grouped by
+        file as ``[(store, [(field, name), ...]), ...]``, and the other columns."""
+        groups: dict[int, tuple[MappedRecords, list]] = {}
+        others = []
+        for name in dict.fromkeys(names):
+            source = self._columns[name]._source
+            if isinstance(source, _FieldSource):
+                groups.setdefault(id(source.store), (source.store, []))[1].append((source.field, name))
+            else:
+                others.append(name)
+        return list(groups.values()), others
 
     def empty_rows(self, names: Sequence[str], rows: int) -> dict[str, np.ndarray]:
         """Uninitialised arrays for ``rows`` values of the columns ``names``, for :meth:`read_rows`.
@@ -983,16 +991,14 @@ class LazyTable:
         Fields of one record file are laid out so that a read fills them together
         (:meth:`MappedRecords.empty_rows`); other columns get plain arrays.
         """
-        arrays, by_store = {}, {}
-        for name in dict.fromkeys(names):
-            source = self[name]._source
-            if isinstance(source, _FieldSource):
-                by_store.setdefault(id(source.store), (source.store, {}))[1][source.field] = name
-            else:
-                arrays[name] = np.empty(rows, dtype=self._columns[name].dtype)
-        for store, names_of in by_store.values():
-            for field, values in store.empty_rows(list(names_of), rows).items():
-                arrays[names_of[field]] = values
+        by_file, others = self._by_record_file(names)
+        arrays = {name: np.empty(rows, dtype=self._columns[name].dtype) for name in others}
+        for store, pairs in by_file:
+            laid_out = store.empty_rows([field for field, _ in pairs], rows)
+            for field, name in pairs:
+                # A field shown under a second name gets an array of its own.
+                values = laid_out.pop(field, None)
+                arrays[name] = values if values is not None else np.empty(rows, dtype=self._columns[name].dtype)
         return {name: arrays[name] for name in dict.fromkeys(names)}
 
     def streams_past_cache(self, names: Sequence[str]) -> bool:
@@ -1003,13 +1009,8 @@ class LazyTable:
 
     def prefetch(self, names: Sequence[str], lo: int, hi: int) -> None:
         """Hint the OS to start reading rows ``lo:hi`` of ``names`` (record files only)."""
-        fields: dict[int, tuple[MappedRecords, set]] = {}
-        for name in names:
-            source = self._columns[name]._source
-            if isinstance(source, _FieldSource):
-                fields.setdefault(id(source.store), (source.store, set()))[1].add(source.field)
-        for store, wanted in fields.values():
-            store.prefetch(lo, hi, len(wanted))
+        for store, pairs in self._by_record_file(names)[0]:
+            store.prefetch(lo, hi, len({field for field, _ in pairs}))
 
     def to_dataframe(self, columns: Sequence[str] | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE, *,
                      progress_callback=None, cancel=None) -> pd.DataFrame:

@@ -344,3 +344,21 @@ def test_page_aligned_buffers_are_counted_as_the_process_memory():
     values.fill(1.0)
     assert values.__array_interface__["data"][0] % 4096 == 0
     assert anon_mb() - before > 60
+
+
+def test_two_names_for_one_field_are_read_and_laid_out_each(demo_epos):
+    # A table may show one field under two names (a caller's alias): each name gets its
+    # own values, whether the arrays are the table's or laid out by empty_rows.
+    from aptviewer.core.lazy import LazyTable
+
+    with open_epos(demo_epos) as table:
+        columns = {name: table[name] for name in table.columns}
+        columns["mass"] = LazyColumn(table["m/n (Da)"]._source, "mass")
+        aliased = LazyTable(columns, path=table.path, stores=table._stores)
+        names = ["m/n (Da)", "TOF (ns)", "mass", "det_x (mm)"]
+        arrays = aliased.empty_rows(names, 30_000)
+        assert list(arrays) == names and arrays["mass"] is not arrays["m/n (Da)"]
+        for out in (None, arrays):
+            rows = aliased.read_rows(names, 0, 30_000, out)
+            for name in names:
+                np.testing.assert_array_equal(rows[name], table[name if name != "mass" else "m/n (Da)"][:])
