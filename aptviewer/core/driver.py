@@ -198,10 +198,10 @@ def chunk_bounds(start: int, stop: int, chunk_size: int, first_chunk: int | None
     All hold ``chunk_size`` rows but the last, and the first when ``first_chunk`` is
     smaller: then it holds ``first_chunk`` rows and the others follow it.
     """
-    first = start + first_chunk if first_chunk is not None and 0 < first_chunk < chunk_size else start
-    bounds = [(start, min(first, stop))] if start < first < stop else []
-    return bounds + [(lo, min(lo + chunk_size, stop)) for lo in range(bounds[-1][1] if bounds else start, stop,
-                                                                        chunk_size)]
+    bounds, rest = [], start
+    if first_chunk is not None and 0 < first_chunk < chunk_size and start + first_chunk < stop:
+        bounds, rest = [(start, start + first_chunk)], start + first_chunk
+    return bounds + [(lo, min(lo + chunk_size, stop)) for lo in range(rest, stop, chunk_size)]
 
 
 def _read_ahead(table: LazyTable, names, read, bounds: list[tuple[int, int]], total: int, cancel, progress_callback,
